@@ -1,0 +1,39 @@
+# podnet — the two commands of the README: `make demo` and `make test`.
+# Both do their own set-up on a fresh Debian 12 machine as root.
+
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+
+.PHONY: demo test setup system lint typecheck unit net clean
+
+$(STAMP): pyproject.toml scripts/bootstrap.sh
+	bash scripts/bootstrap.sh "$(PYTHON)" "$(VENV)"
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check podnet tests benchmarks
+	$(BIN)/ruff format --check podnet tests benchmarks
+
+typecheck: setup
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest -q tests/unit
+
+test: setup
+	$(BIN)/ruff check podnet tests benchmarks
+	$(BIN)/ruff format --check podnet tests benchmarks
+	$(BIN)/mypy
+	$(BIN)/pytest -q tests
+
+demo: setup
+	bash scripts/demo.sh
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

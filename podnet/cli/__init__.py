@@ -1,0 +1,1 @@
+"""The ``podnet`` command line: thin commands that parse, call and print."""

@@ -1,0 +1,1 @@
+"""Kubernetes object model, manifest loading and validation (pure: no kernel, no network)."""

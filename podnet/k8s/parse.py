@@ -1,0 +1,646 @@
+"""Turning documents into a validated :class:`Cluster`, rejecting what the API server would reject.
+
+Every problem names the file, the document index, the object and the field path, e.g.
+``np.yaml[doc 1]: NetworkPolicy default/web: spec.ingress[0].ports[1].endPort: Invalid value: 79: must be >= port``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Any
+
+from podnet.errors import ManifestError
+from podnet.k8s.fieldpath import Problems
+from podnet.k8s.manifests import Document
+from podnet.k8s.model import (
+    NS_NAME_LABEL,
+    PROTOCOLS,
+    AdminAction,
+    AdminNetworkPolicy,
+    AdminPeer,
+    AdminRule,
+    Cluster,
+    ContainerPort,
+    IPAddress,
+    IPBlock,
+    IPNetwork,
+    Namespace,
+    NetworkPolicy,
+    Peer,
+    Pod,
+    PortSpec,
+    Protocol,
+    Rule,
+    Source,
+)
+from podnet.k8s.selectors import EVERYTHING, LabelSelector, label_key_error, label_value_error, parse_selector
+
+AUDIT_ANNOTATION = "podnet.io/audit"
+WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "ReplicationController")
+ANP_API = "policy.networking.k8s.io/v1alpha1"
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_IANA_SVC = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+
+
+def port_name_error(name: object) -> str | None:
+    """Why ``name`` is not an IANA service name (a valid named port), or None."""
+    if not isinstance(name, str) or not name:
+        return "must be a non-empty string"
+    if len(name) > 15:
+        return "must be no more than 15 characters"
+    if not _IANA_SVC.match(name) or "--" in name:
+        return "must contain only lowercase alphanumeric characters and '-', no '--', and not start or end with '-'"
+    if not any(c.isalpha() for c in name):
+        return "must contain at least one letter"
+    return None
+
+
+def _int(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def _protocol(raw: object, path: str, problems: Problems, default: Protocol | None = "TCP") -> Protocol | None:
+    if raw is None:
+        return default
+    for p in PROTOCOLS:
+        if raw == p:
+            return p
+    problems.add(path, f'Unsupported value: {raw!r}: supported values: "SCTP", "TCP", "UDP"')
+    return default
+
+
+def _cidr(raw: object, path: str, problems: Problems) -> IPNetwork | None:
+    if not isinstance(raw, str) or "/" not in raw:
+        problems.add(path, f"Invalid value: {raw!r}: must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)")
+        return None
+    try:
+        return ipaddress.ip_network(raw, strict=False)
+    except ValueError:
+        problems.add(path, f"Invalid value: {raw!r}: must be a valid CIDR value, (e.g. 10.9.8.0/24 or 2001:db8::/64)")
+        return None
+
+
+def _list(raw: object, path: str, problems: Problems) -> list[Any]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        problems.add(path, "must be a list")
+        return []
+    return raw
+
+
+def _dict(raw: object, path: str, problems: Problems) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        problems.add(path, "must be an object")
+        return {}
+    return raw
+
+
+def _labels(raw: object, path: str, problems: Problems) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for k, v in _dict(raw, path, problems).items():
+        err = label_key_error(k) or label_value_error(v)
+        if err:
+            problems.add(path, f"Invalid value: {k!r}: {err}")
+        else:
+            out[k] = v
+    return out
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.cluster = Cluster()
+        self.problems: list[str] = []
+        self.seen: dict[tuple[str, str, str], Source] = {}
+        self.workload_pods: list[Pod] = []
+
+    # -- documents -----------------------------------------------------------------------------
+    def add(self, doc: Document) -> None:
+        obj = doc.obj
+        kind = obj.get("kind")
+        meta_raw = obj.get("metadata")
+        meta = meta_raw if isinstance(meta_raw, dict) else {}
+        name = meta.get("name")
+        where = f"{doc.source}: {kind} {meta.get('namespace') or ''}{'/' if meta.get('namespace') else ''}{name}"
+        problems = Problems(where)
+        if not isinstance(kind, str) or not kind:
+            problems.add("kind", "Required value: kind must be set")
+            self.problems.extend(problems.items)
+            return
+        handler = getattr(self, f"_kind_{kind}", None)
+        if kind in WORKLOAD_KINDS or kind == "CronJob":
+            handler = self._workload
+        if handler is None:
+            self.cluster.warnings.append(f"warning: {doc.source}: ignoring unsupported kind {kind} {name}")
+            return
+        if not isinstance(meta_raw, dict):
+            problems.add("metadata", "Required value")
+            self.problems.extend(problems.items)
+            return
+        if not isinstance(name, str) or not name:
+            problems.add("metadata.name", "Required value: name or generateName is required")
+        elif not _DNS1123_SUBDOMAIN.match(name) or len(name) > 253:
+            problems.add(
+                "metadata.name",
+                f"Invalid value: {name!r}: a lowercase RFC 1123 subdomain must consist of lower case "
+                "alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character",
+            )
+        ns = meta.get("namespace")
+        if ns is not None and (not isinstance(ns, str) or not _DNS1123_LABEL.match(ns) or len(ns) > 63):
+            problems.add(
+                "metadata.namespace",
+                f"Invalid value: {ns!r}: a lowercase RFC 1123 label must consist of "
+                "lower case alphanumeric characters or '-'",
+            )
+        _labels(meta.get("labels"), "metadata.labels", problems)
+        if problems:
+            self.problems.extend(problems.items)
+            return
+        assert isinstance(name, str)
+        cluster_scoped = kind in ("Namespace", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy")
+        namespace = "" if cluster_scoped else (ns or "default")
+        key = (kind, namespace, name)
+        if key in self.seen:
+            problems.add("metadata.name", f"Duplicate value: {name!r}: already defined in {self.seen[key]}")
+            self.problems.extend(problems.items)
+            return
+        self.seen[key] = doc.source
+        handler(doc, kind, namespace, name, meta, problems)
+        self.problems.extend(problems.items)
+
+    # -- kinds ---------------------------------------------------------------------------------
+    def _kind_Namespace(
+        self, doc: Document, kind: str, ns: str, name: str, meta: dict[str, Any], problems: Problems
+    ) -> None:
+        if not _DNS1123_LABEL.match(name) or len(name) > 63:
+            problems.add("metadata.name", f"Invalid value: {name!r}: a lowercase RFC 1123 label is required")
+            return
+        labels = _labels(meta.get("labels"), "metadata.labels", problems)
+        labels[NS_NAME_LABEL] = name
+        self.cluster.namespaces[name] = Namespace(name, labels)
+
+    def _kind_Pod(self, doc: Document, kind: str, ns: str, name: str, meta: dict[str, Any], problems: Problems) -> None:
+        spec = _dict(doc.obj.get("spec"), "spec", problems)
+        status = _dict(doc.obj.get("status"), "status", problems)
+        owner = None
+        for i, ref in enumerate(_list(meta.get("ownerReferences"), "metadata.ownerReferences", problems)):
+            if isinstance(ref, dict) and ref.get("controller") is True:
+                if not isinstance(ref.get("name"), str):
+                    problems.add(f"metadata.ownerReferences[{i}].name", "Required value")
+                else:
+                    owner = ref["name"]
+        ips: list[IPAddress] = []
+        raw_ips = [
+            x.get("ip") if isinstance(x, dict) else x for x in _list(status.get("podIPs"), "status.podIPs", problems)
+        ]
+        if not raw_ips and status.get("podIP"):
+            raw_ips = [status.get("podIP")]
+        for i, ip in enumerate(raw_ips):
+            try:
+                addr = ipaddress.ip_address(ip) if isinstance(ip, str) else None
+            except ValueError:
+                addr = None
+            if addr is None:
+                problems.add(f"status.podIPs[{i}].ip", f"Invalid value: {ip!r}: must be a valid IP address")
+            elif addr not in ips:
+                ips.append(addr)
+        node = spec.get("nodeName")
+        self.cluster.namespace(ns)
+        self.cluster.pods.append(
+            Pod(
+                ns,
+                name,
+                _labels(meta.get("labels"), "metadata.labels", problems),
+                self._container_ports(spec, "spec", problems),
+                tuple(ips),
+                "Pod",
+                owner,
+                node if isinstance(node, str) else None,
+                doc.source,
+            )
+        )
+
+    def _workload(self, doc: Document, kind: str, ns: str, name: str, meta: dict[str, Any], problems: Problems) -> None:
+        spec = _dict(doc.obj.get("spec"), "spec", problems)
+        path = "spec.template"
+        if kind == "CronJob":
+            job = _dict(spec.get("jobTemplate"), "spec.jobTemplate", problems)
+            spec = _dict(job.get("spec"), "spec.jobTemplate.spec", problems)
+            path = "spec.jobTemplate.spec.template"
+        template = _dict(spec.get("template"), path, problems)
+        tmeta = _dict(template.get("metadata"), f"{path}.metadata", problems)
+        tspec = _dict(template.get("spec"), f"{path}.spec", problems)
+        labels = _labels(tmeta.get("labels"), f"{path}.metadata.labels", problems)
+        if kind in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet") and "selector" in spec:
+            sel = parse_selector(spec.get("selector"), "spec.selector", problems)
+            if not problems and not sel.matches(labels):
+                problems.add(
+                    "spec.template.metadata.labels",
+                    "Invalid value: `selector` does not match template `labels`",
+                )
+        self.cluster.namespace(ns)
+        self.workload_pods.append(
+            Pod(
+                ns,
+                name,
+                labels,
+                self._container_ports(tspec, f"{path}.spec", problems),
+                (),
+                kind,
+                None,
+                None,
+                doc.source,
+            )
+        )
+
+    def _container_ports(self, spec: dict[str, Any], path: str, problems: Problems) -> tuple[ContainerPort, ...]:
+        out: list[ContainerPort] = []
+        names: set[str] = set()
+        for field in ("initContainers", "containers"):
+            for ci, c in enumerate(_list(spec.get(field), f"{path}.{field}", problems)):
+                if not isinstance(c, dict):
+                    continue
+                for pi, p in enumerate(_list(c.get("ports"), f"{path}.{field}[{ci}].ports", problems)):
+                    ppath = f"{path}.{field}[{ci}].ports[{pi}]"
+                    if not isinstance(p, dict):
+                        problems.add(ppath, "must be an object")
+                        continue
+                    number = _int(p.get("containerPort"))
+                    if number is None or not 1 <= number <= 65535:
+                        problems.add(
+                            f"{ppath}.containerPort",
+                            f"Invalid value: {p.get('containerPort')!r}: must be between 1 and 65535, inclusive",
+                        )
+                        continue
+                    proto = _protocol(p.get("protocol"), f"{ppath}.protocol", problems)
+                    pname = p.get("name")
+                    if pname is not None:
+                        err = port_name_error(pname)
+                        if err:
+                            problems.add(f"{ppath}.name", f"Invalid value: {pname!r}: {err}")
+                            continue
+                        if pname in names:
+                            problems.add(f"{ppath}.name", f"Duplicate value: {pname!r}")
+                            continue
+                        names.add(pname)
+                    out.append(ContainerPort(number, proto or "TCP", pname))
+        return tuple(out)
+
+    def _kind_NetworkPolicy(
+        self, doc: Document, kind: str, ns: str, name: str, meta: dict[str, Any], problems: Problems
+    ) -> None:
+        spec = _dict(doc.obj.get("spec"), "spec", problems)
+        selector = parse_selector(spec.get("podSelector"), "spec.podSelector", problems)
+        types = _list(spec.get("policyTypes"), "spec.policyTypes", problems)
+        for i, t in enumerate(types):
+            if t not in ("Ingress", "Egress"):
+                problems.add(
+                    f"spec.policyTypes[{i}]",
+                    f'Unsupported value: {t!r}: supported values: "Ingress", "Egress"',
+                )
+        if len(types) > 2:
+            problems.add("spec.policyTypes", f"Invalid value: {types!r}: may not have more than 2 entries")
+        ingress = self._np_rules(spec, "ingress", "from", problems)
+        egress = self._np_rules(spec, "egress", "to", problems)
+        if types:
+            ing_iso, eg_iso = "Ingress" in types, "Egress" in types
+        else:
+            ing_iso, eg_iso = True, bool(spec.get("egress"))
+        annotations = meta.get("annotations") if isinstance(meta.get("annotations"), dict) else {}
+        assert isinstance(annotations, dict)
+        self.cluster.namespace(ns)
+        self.cluster.policies.append(
+            NetworkPolicy(
+                ns,
+                name,
+                selector,
+                ing_iso,
+                eg_iso,
+                ingress,
+                egress,
+                str(annotations.get(AUDIT_ANNOTATION, "")).lower() == "true",
+                doc.source,
+            )
+        )
+
+    def _np_rules(self, spec: dict[str, Any], direction: str, peer_field: str, problems: Problems) -> tuple[Rule, ...]:
+        rules: list[Rule] = []
+        for ri, raw in enumerate(_list(spec.get(direction), f"spec.{direction}", problems)):
+            rpath = f"spec.{direction}[{ri}]"
+            rule = _dict(raw, rpath, problems)
+            peers: tuple[Peer, ...] | None = None
+            if rule.get(peer_field) is not None:
+                raw_peers = _list(rule.get(peer_field), f"{rpath}.{peer_field}", problems)
+                parsed = [self._np_peer(p, f"{rpath}.{peer_field}[{pi}]", problems) for pi, p in enumerate(raw_peers)]
+                peers = tuple(p for p in parsed if p is not None) if raw_peers else None
+            ports: tuple[PortSpec, ...] | None = None
+            if rule.get("ports") is not None:
+                raw_ports = _list(rule.get("ports"), f"{rpath}.ports", problems)
+                parsed_ports = [self._np_port(p, f"{rpath}.ports[{pi}]", problems) for pi, p in enumerate(raw_ports)]
+                ports = tuple(p for p in parsed_ports if p is not None) if raw_ports else None
+            rules.append(Rule(peers, ports))
+        return tuple(rules)
+
+    def _np_peer(self, raw: object, path: str, problems: Problems) -> Peer | None:
+        peer = _dict(raw, path, problems)
+        has_ip = peer.get("ipBlock") is not None
+        has_sel = peer.get("podSelector") is not None or peer.get("namespaceSelector") is not None
+        if not has_ip and not has_sel:
+            problems.add(path, "Required value: must specify a peer")
+            return None
+        if has_ip and has_sel:
+            problems.add(path, "Forbidden: may not specify more than 1 peer type")
+            return None
+        if has_ip:
+            block = _dict(peer.get("ipBlock"), f"{path}.ipBlock", problems)
+            cidr = _cidr(block.get("cidr"), f"{path}.ipBlock.cidr", problems)
+            excepts: list[IPNetwork] = []
+            for ei, e in enumerate(_list(block.get("except"), f"{path}.ipBlock.except", problems)):
+                net = _cidr(e, f"{path}.ipBlock.except[{ei}]", problems)
+                if net is None or cidr is None:
+                    continue
+                if net.version != cidr.version or not net.subnet_of(cidr) or net.prefixlen <= cidr.prefixlen:  # type: ignore[arg-type]
+                    problems.add(
+                        f"{path}.ipBlock.except[{ei}]",
+                        f"Invalid value: {e!r}: must be a strict subset of `cidr`",
+                    )
+                    continue
+                excepts.append(net)
+            return Peer(ip_block=IPBlock(cidr, tuple(excepts))) if cidr is not None else None
+        pod_sel = (
+            parse_selector(peer["podSelector"], f"{path}.podSelector", problems)
+            if peer.get("podSelector") is not None
+            else None
+        )
+        ns_sel = (
+            parse_selector(peer["namespaceSelector"], f"{path}.namespaceSelector", problems)
+            if peer.get("namespaceSelector") is not None
+            else None
+        )
+        return Peer(pod_sel, ns_sel)
+
+    def _np_port(self, raw: object, path: str, problems: Problems) -> PortSpec | None:
+        port = _dict(raw, path, problems)
+        before = len(problems.items)
+        proto = _protocol(port.get("protocol"), f"{path}.protocol", problems)
+        value = port.get("port")
+        end = port.get("endPort")
+        number = _int(value)
+        name: str | None = None
+        if value is not None and number is None:
+            if isinstance(value, str) and value.isdigit():
+                number = int(value)
+            else:
+                err = port_name_error(value)
+                if err:
+                    problems.add(f"{path}.port", f"Invalid value: {value!r}: {err}")
+                else:
+                    name = str(value)
+        if number is not None and not 1 <= number <= 65535:
+            problems.add(f"{path}.port", f"Invalid value: {number}: must be between 1 and 65535, inclusive")
+        end_num: int | None = None
+        if end is not None:
+            end_num = _int(end)
+            if end_num is None:
+                problems.add(f"{path}.endPort", f"Invalid value: {end!r}: must be an integer")
+            elif value is None:
+                problems.add(f"{path}.port", "Required value: must be specified when endPort is specified")
+            elif name is not None or number is None:
+                problems.add(f"{path}.endPort", "Forbidden: may not be specified when `port` is non-numeric")
+            elif not 1 <= end_num <= 65535:
+                problems.add(f"{path}.endPort", f"Invalid value: {end_num}: must be between 1 and 65535, inclusive")
+            elif end_num < number:
+                problems.add(f"{path}.endPort", f"Invalid value: {end_num}: must be >= port ({number})")
+        if len(problems.items) != before:
+            return None
+        return PortSpec(proto, number, end_num, name)
+
+    # -- admin network policies ----------------------------------------------------------------
+    def _kind_AdminNetworkPolicy(
+        self,
+        doc: Document,
+        kind: str,
+        ns: str,
+        name: str,
+        meta: dict[str, Any],
+        problems: Problems,
+        baseline: bool = False,
+    ) -> None:
+        if doc.obj.get("apiVersion") != ANP_API:
+            problems.add(
+                "apiVersion",
+                f"Unsupported value: {doc.obj.get('apiVersion')!r}: supported values: {ANP_API!r}",
+            )
+        spec = _dict(doc.obj.get("spec"), "spec", problems)
+        priority = 0
+        if baseline:
+            if name != "default":
+                problems.add(
+                    "metadata.name",
+                    f"Invalid value: {name!r}: only one baseline admin policy with "
+                    'metadata.name="default" can be created in the cluster',
+                )
+        else:
+            pr = _int(spec.get("priority"))
+            if pr is None:
+                problems.add("spec.priority", "Required value")
+            elif not 0 <= pr <= 1000:
+                problems.add(
+                    "spec.priority",
+                    f"Invalid value: {pr}: should be less than or equal to 1000 and greater than or equal to 0",
+                )
+            else:
+                priority = pr
+        subject = self._admin_subject(spec.get("subject"), problems)
+        actions: tuple[AdminAction, ...] = ("Allow", "Deny") if baseline else ("Allow", "Deny", "Pass")
+        ingress = self._admin_rules(spec, "ingress", "from", actions, problems)
+        egress = self._admin_rules(spec, "egress", "to", actions, problems)
+        if problems or subject is None:
+            return
+        anp = AdminNetworkPolicy(name, priority, subject, ingress, egress, baseline, doc.source)
+        if baseline:
+            self.cluster.baseline = anp
+        else:
+            self.cluster.admin_policies.append(anp)
+
+    def _kind_BaselineAdminNetworkPolicy(
+        self, doc: Document, kind: str, ns: str, name: str, meta: dict[str, Any], problems: Problems
+    ) -> None:
+        self._kind_AdminNetworkPolicy(doc, kind, ns, name, meta, problems, baseline=True)
+
+    def _admin_subject(self, raw: object, problems: Problems) -> AdminPeer | None:
+        if raw is None:
+            problems.add("spec.subject", "Required value")
+            return None
+        subj = _dict(raw, "spec.subject", problems)
+        return self._admin_peer(subj, "spec.subject", ("namespaces", "pods"), problems)
+
+    def _admin_peer(
+        self, peer: dict[str, Any], path: str, allowed: tuple[str, ...], problems: Problems
+    ) -> AdminPeer | None:
+        present = [k for k in peer if peer[k] is not None]
+        known = [k for k in present if k in ("namespaces", "pods", "nodes", "networks")]
+        if len(known) != 1:
+            problems.add(path, f"Invalid value: exactly one of {', '.join(allowed)} must be set")
+            return None
+        which = known[0]
+        if which not in allowed:
+            problems.add(f"{path}.{which}", f"Forbidden: not allowed here (allowed: {', '.join(allowed)})")
+            return None
+        if which == "namespaces":
+            return AdminPeer(parse_selector(peer["namespaces"], f"{path}.namespaces", problems))
+        if which == "pods":
+            pods = _dict(peer["pods"], f"{path}.pods", problems)
+            for req in ("namespaceSelector", "podSelector"):
+                if pods.get(req) is None:
+                    problems.add(f"{path}.pods.{req}", "Required value")
+            return AdminPeer(
+                parse_selector(pods.get("namespaceSelector"), f"{path}.pods.namespaceSelector", problems),
+                parse_selector(pods.get("podSelector"), f"{path}.pods.podSelector", problems),
+            )
+        if which == "nodes":
+            parse_selector(peer["nodes"], f"{path}.nodes", problems)
+            # No nodes are modelled offline: a nodes peer selects nothing.
+            return AdminPeer(EVERYTHING, LabelSelector(frozenset({("podnet.io/node-peer", "none")})))
+        nets: list[IPNetwork] = []
+        raw_nets = _list(peer["networks"], f"{path}.networks", problems)
+        if not 1 <= len(raw_nets) <= 25:
+            problems.add(f"{path}.networks", "Invalid value: must have between 1 and 25 items")
+        for ni, n in enumerate(raw_nets):
+            net = _cidr(n, f"{path}.networks[{ni}]", problems)
+            if net is not None:
+                nets.append(net)
+        return AdminPeer(networks=tuple(nets))
+
+    def _admin_rules(
+        self,
+        spec: dict[str, Any],
+        direction: str,
+        peer_field: str,
+        actions: tuple[AdminAction, ...],
+        problems: Problems,
+    ) -> tuple[AdminRule, ...]:
+        rules: list[AdminRule] = []
+        raw_rules = _list(spec.get(direction), f"spec.{direction}", problems)
+        if len(raw_rules) > 100:
+            problems.add(f"spec.{direction}", "Too many: must have at most 100 items")
+        allowed = ("namespaces", "pods") if direction == "ingress" else ("namespaces", "pods", "nodes", "networks")
+        for ri, raw in enumerate(raw_rules):
+            rpath = f"spec.{direction}[{ri}]"
+            rule = _dict(raw, rpath, problems)
+            rname = rule.get("name", "")
+            if not isinstance(rname, str) or len(rname) > 100:
+                problems.add(f"{rpath}.name", "Invalid value: must be a string of at most 100 characters")
+                rname = ""
+            action = rule.get("action")
+            if action not in actions:
+                problems.add(
+                    f"{rpath}.action",
+                    f"Unsupported value: {action!r}: supported values: " + ", ".join(f'"{a}"' for a in actions),
+                )
+                continue
+            raw_peers = _list(rule.get(peer_field), f"{rpath}.{peer_field}", problems)
+            if not 1 <= len(raw_peers) <= 100:
+                problems.add(f"{rpath}.{peer_field}", "Invalid value: must have between 1 and 100 items")
+            peers = [
+                self._admin_peer(
+                    _dict(p, f"{rpath}.{peer_field}[{pi}]", problems),
+                    f"{rpath}.{peer_field}[{pi}]",
+                    allowed,
+                    problems,
+                )
+                for pi, p in enumerate(raw_peers)
+            ]
+            ports: tuple[PortSpec, ...] | None = None
+            if rule.get("ports") is not None:
+                raw_ports = _list(rule.get("ports"), f"{rpath}.ports", problems)
+                ports = tuple(
+                    p
+                    for pi, x in enumerate(raw_ports)
+                    if (p := self._admin_port(x, f"{rpath}.ports[{pi}]", problems)) is not None
+                )
+            assert action in ("Allow", "Deny", "Pass")
+            rules.append(AdminRule(rname, action, tuple(p for p in peers if p is not None), ports))
+        return tuple(rules)
+
+    def _admin_port(self, raw: object, path: str, problems: Problems) -> PortSpec | None:
+        port = _dict(raw, path, problems)
+        present = [k for k in ("portNumber", "namedPort", "portRange") if port.get(k) is not None]
+        if len(present) != 1:
+            problems.add(path, "Invalid value: exactly one of portNumber, namedPort, portRange must be set")
+            return None
+        which = present[0]
+        if which == "namedPort":
+            err = port_name_error(port["namedPort"])
+            if err:
+                problems.add(f"{path}.namedPort", f"Invalid value: {port['namedPort']!r}: {err}")
+                return None
+            return PortSpec(None, name=port["namedPort"])
+        body = _dict(port[which], f"{path}.{which}", problems)
+        proto = _protocol(body.get("protocol"), f"{path}.{which}.protocol", problems)
+        if which == "portNumber":
+            number = _int(body.get("port"))
+            if number is None or not 1 <= number <= 65535:
+                problems.add(
+                    f"{path}.portNumber.port",
+                    f"Invalid value: {body.get('port')!r}: must be between 1 and 65535, inclusive",
+                )
+                return None
+            return PortSpec(proto, number)
+        start, end = _int(body.get("start")), _int(body.get("end"))
+        ok = True
+        for fname, v in (("start", start), ("end", end)):
+            if v is None or not 1 <= v <= 65535:
+                problems.add(
+                    f"{path}.portRange.{fname}",
+                    f"Invalid value: {body.get(fname)!r}: must be between 1 and 65535, inclusive",
+                )
+                ok = False
+        if ok and start is not None and end is not None and start >= end:
+            problems.add(f"{path}.portRange", f"Invalid value: Start port {start} must be less than End port {end}")
+            ok = False
+        return PortSpec(proto, start, end) if ok else None
+
+    # -- finish --------------------------------------------------------------------------------
+    def finish(self) -> Cluster:
+        cluster = self.cluster
+        owners = {(p.namespace, p.owner) for p in cluster.pods if p.owner}
+        for w in self.workload_pods:
+            if (w.namespace, w.name) not in owners:
+                cluster.pods.append(w)
+        by_priority: dict[int, list[str]] = {}
+        for anp in cluster.admin_policies:
+            by_priority.setdefault(anp.priority, []).append(anp.name)
+        for prio, names in sorted(by_priority.items()):
+            if len(names) > 1:
+                cluster.warnings.append(
+                    f"warning: AdminNetworkPolicies {', '.join(sorted(names))} share priority {prio}: "
+                    "their order is undefined (podnet orders them by name)"
+                )
+        cluster.admin_policies.sort(key=lambda a: (a.priority, a.name))
+        for pod in cluster.pods:
+            cluster.namespace(pod.namespace)
+        return cluster
+
+
+def build_cluster(docs: list[Document]) -> Cluster:
+    """Validate every document and build the cluster; raises ManifestError listing every problem."""
+    builder = _Builder()
+    for doc in docs:
+        builder.add(doc)
+    if builder.problems:
+        raise ManifestError(builder.problems)
+    return builder.finish()
+
+
+def load_cluster(paths: list[str]) -> Cluster:
+    """Read and validate manifests from files, directories or ``-``."""
+    from podnet.k8s.manifests import load_documents
+
+    return build_cluster(load_documents(paths))
