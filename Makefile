@@ -9,7 +9,7 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 
 .PHONY: demo test setup system lint typecheck unit net clean
 
-$(STAMP): pyproject.toml scripts/bootstrap.sh
+$(STAMP): pyproject.toml scripts/bootstrap.sh scripts/debian-packages.txt
 	bash scripts/bootstrap.sh "$(PYTHON)" "$(VENV)"
 	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $(STAMP)
