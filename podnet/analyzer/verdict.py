@@ -1,0 +1,113 @@
+"""One verdict, or many (``--queries``), read from the compiled policy."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from podnet.analyzer.endpoints import Endpoint, Resolver
+from podnet.errors import PodnetError
+from podnet.k8s.model import PROTOCOLS, Protocol
+from podnet.policy.compiler import ConnectionVerdict, Decision
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    src: Endpoint
+    dst: Endpoint
+    protocol: Protocol
+    port: int
+    verdict: ConnectionVerdict
+
+    @property
+    def word(self) -> str:
+        return "allowed" if self.verdict.allowed else "denied"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "from": self.src.ref,
+            "to": self.dst.ref,
+            "protocol": self.protocol,
+            "port": self.port,
+            "verdict": self.word,
+            "egress": _side(self.verdict.egress),
+            "ingress": _side(self.verdict.ingress),
+            "decided_by": [d.rule.to_json() for d in self.verdict.deciding if d.rule is not None],
+        }
+
+    def text(self) -> str:
+        lines = [f"{self.word}: {self.src.ref} -> {self.dst.ref} {self.protocol}/{self.port}"]
+        for side, decision, who in (
+            ("egress", self.verdict.egress, self.src),
+            ("ingress", self.verdict.ingress, self.dst),
+        ):
+            if decision is None:
+                lines.append(f"  {side:7} {who.ref}: not a pod, nothing enforced")
+            else:
+                lines.append(f"  {side:7} {who.ref}: {decision}")
+        return "\n".join(lines)
+
+
+def _side(decision: Decision | None) -> dict[str, Any] | None:
+    if decision is None:
+        return None
+    out: dict[str, Any] = {"verdict": decision.verdict, "tier": decision.tier}
+    if decision.rule is not None:
+        out["rule"] = decision.rule.to_json()
+    return out
+
+
+def protocol_of(text: object) -> Protocol:
+    value = str(text).upper()
+    for p in PROTOCOLS:
+        if p == value:
+            return p
+    raise PodnetError(f"protocol {text!r}: must be TCP, UDP or SCTP")
+
+
+def answer(resolver: Resolver, src_ref: str, dst_ref: str, protocol: Protocol, port: int | str) -> Answer:
+    src = resolver.resolve(src_ref)
+    dst = resolver.resolve(dst_ref)
+    number = resolver.port_number(dst, protocol, port)
+    if src.pod is not None and src == dst:
+        from podnet.policy.compiler import DEFAULT_ALLOW
+
+        return Answer(src, dst, protocol, number, ConnectionVerdict(True, DEFAULT_ALLOW, DEFAULT_ALLOW))
+    return Answer(src, dst, protocol, number, resolver.compiled.decide(src.identity, dst.identity, protocol, number))
+
+
+def batch(resolver: Resolver, lines: Iterable[str]) -> Iterator[str]:
+    """One JSON line out per JSON line in; a bad line gets an ``error`` field and the rest go on."""
+    compiled = resolver.compiled
+    resolve = resolver.resolve
+    dumps = json.dumps
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            q = json.loads(line)
+            if not isinstance(q, dict):
+                raise PodnetError("each query must be a JSON object")
+            proto = protocol_of(q.get("protocol", "TCP"))
+            src = resolve(str(q["from"]))
+            dst = resolve(str(q["to"]))
+            raw_port = q["port"]
+            port = (
+                raw_port
+                if type(raw_port) is int and 0 < raw_port < 65536
+                else resolver.port_number(dst, proto, raw_port if isinstance(raw_port, int) else str(raw_port))
+            )
+            if src.pod is not None and src == dst:
+                q["verdict"] = "allowed"
+                q["decided_by"] = []
+            else:
+                v = compiled.decide(src.identity, dst.identity, proto, port)
+                q["verdict"] = "allowed" if v.allowed else "denied"
+                q["decided_by"] = [d.rule.to_json() for d in v.deciding if d.rule is not None]
+            yield dumps(q)
+        except KeyError as exc:
+            yield dumps({"query": line.strip(), "error": f"missing field {exc.args[0]!r}"})
+        except (PodnetError, json.JSONDecodeError) as exc:
+            yield dumps({"query": line.strip(), "error": str(exc)})

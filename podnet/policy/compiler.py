@@ -1,0 +1,284 @@
+"""Compile a cluster into per-identity resolved policy and per-identity port tables.
+
+Evaluation order for one direction of one connection, at the pod that direction belongs to (the
+source for egress, the destination for ingress):
+
+1. AdminNetworkPolicies selecting the pod, by priority (then name), rules in order: the first rule
+   whose peer and port match decides Allow or Deny; Pass hands the decision to step 2.
+2. NetworkPolicies: when any policy selecting the pod isolates it in this direction, the
+   connection is allowed iff some rule of those policies matches; otherwise denied.
+3. When no NetworkPolicy isolates the pod: the BaselineAdminNetworkPolicy, first matching rule.
+4. Otherwise allowed.
+
+A connection is allowed when the source's egress and the destination's ingress both allow it; an
+address outside the cluster has no side of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from podnet.k8s.model import PROTOCOLS, AdminNetworkPolicy, Cluster, Direction, PortSpec, Protocol
+from podnet.k8s.selectors import LabelSelector
+from podnet.policy.identity import Identity, IdentityTable, build_identities
+from podnet.policy.ports import MAX_PORT, MIN_PORT, PortTable
+from podnet.policy.selectorcache import IdSet, SelectorCache
+
+Verdict = Literal["allow", "deny"]
+Tier = Literal["admin", "network", "baseline", "default"]
+Action = Literal["allow", "deny", "pass"]
+DIRECTIONS: tuple[Direction, Direction] = ("ingress", "egress")
+
+
+@dataclass(frozen=True, slots=True)
+class RuleRef:
+    """The rule that decided: a policy rule, or the default deny of isolating policies."""
+
+    kind: str
+    name: str
+    direction: Direction
+    index: int
+    namespace: str | None = None
+    rule_name: str = ""
+    isolated_by: tuple[str, ...] = ()
+
+    @property
+    def policy(self) -> str:
+        return f"{self.namespace}/{self.name}" if self.namespace else self.name
+
+    def __str__(self) -> str:
+        if self.kind == "isolation":
+            return f"default deny ({self.direction} isolated by NetworkPolicy {', '.join(self.isolated_by)})"
+        rule = f" {self.rule_name!r}" if self.rule_name else ""
+        return f"{self.kind} {self.policy} {self.direction}[{self.index}]{rule}"
+
+    def to_json(self) -> dict[str, object]:
+        out: dict[str, object] = {"kind": self.kind, "name": self.name, "direction": self.direction}
+        if self.namespace:
+            out["namespace"] = self.namespace
+        if self.kind == "isolation":
+            out["isolated_by"] = list(self.isolated_by)
+        else:
+            out["rule"] = self.index
+        if self.rule_name:
+            out["rule_name"] = self.rule_name
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    verdict: Verdict
+    tier: Tier
+    rule: RuleRef | None = None
+
+    def __str__(self) -> str:
+        if self.rule is None:
+            return f"{self.verdict} (no policy applies)"
+        return f"{self.verdict} by {self.rule}"
+
+
+DEFAULT_ALLOW = Decision("allow", "default")
+_PASS = Decision("allow", "admin", RuleRef("pass", "", "ingress", -1))
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    ref: RuleRef
+    action: Action
+    tier: Tier
+    peers: IdSet | None  # None: every peer
+    ports: tuple[PortSpec, ...] | None  # None: every port of every protocol
+
+    def selects(self, peer: int) -> bool:
+        return self.peers is None or peer in self.peers
+
+    @property
+    def named(self) -> frozenset[str]:
+        return frozenset(p.name for p in self.ports or () if p.name is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class DirectionPolicy:
+    """Everything that applies to one identity in one direction, in evaluation order."""
+
+    direction: Direction
+    admin: tuple[CompiledRule, ...]
+    isolated_by: tuple[str, ...]
+    network: tuple[CompiledRule, ...]
+    baseline: tuple[CompiledRule, ...]
+
+    def rules(self) -> tuple[CompiledRule, ...]:
+        return self.admin + self.network + self.baseline
+
+
+EMPTY_DIRECTIONS = {d: DirectionPolicy(d, (), (), (), ()) for d in ("ingress", "egress")}
+
+
+def expand_ports(ports: tuple[PortSpec, ...] | None, dest: Identity) -> list[tuple[Protocol, int, int]]:
+    """The (protocol, lo, hi) ranges ``ports`` covers; named ports resolve against the destination."""
+    if ports is None:
+        return [(p, MIN_PORT, MAX_PORT) for p in PROTOCOLS]
+    out: list[tuple[Protocol, int, int]] = []
+    for spec in ports:
+        if spec.name is not None:
+            out.extend((proto, n, n) for proto, n in dest.resolve_named_port(spec.name, spec.protocol))
+        elif spec.protocol is None:
+            continue
+        elif spec.port is None:
+            out.append((spec.protocol, MIN_PORT, MAX_PORT))
+        else:
+            out.append((spec.protocol, spec.port, spec.end_port if spec.end_port is not None else spec.port))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionVerdict:
+    allowed: bool
+    egress: Decision | None  # None: the source is not a pod, nothing enforced on its side
+    ingress: Decision | None  # None: the destination is not a pod
+
+    @property
+    def deciding(self) -> list[Decision]:
+        sides = [d for d in (self.egress, self.ingress) if d is not None]
+        if not self.allowed:
+            return [d for d in sides if d.verdict == "deny"][:1]
+        return sides
+
+
+@dataclass
+class CompiledPolicy:
+    cluster: Cluster
+    identities: IdentityTable
+    selectors: SelectorCache
+    directions: dict[tuple[int, Direction], DirectionPolicy]
+    _tables: dict[tuple[int, Direction, int], PortTable[Decision]] = field(default_factory=dict)
+    _by_signature: dict[tuple[object, ...], PortTable[Decision]] = field(default_factory=dict)
+
+    def direction(self, subject: int, direction: Direction) -> DirectionPolicy:
+        return self.directions.get((subject, direction), EMPTY_DIRECTIONS[direction])
+
+    def table(self, subject: int, direction: Direction, peer: int) -> PortTable[Decision]:
+        """The decisions for every protocol and port, for ``subject`` talking with ``peer``."""
+        key = (subject, direction, peer)
+        found = self._tables.get(key)
+        if found is not None:
+            return found
+        dpol = self.direction(subject, direction)
+        dest = self.identities.by_id[subject if direction == "ingress" else peer]
+        rules = dpol.rules()
+        matching = tuple(i for i, r in enumerate(rules) if r.selects(peer))
+        named = {n for i in matching for n in rules[i].named}
+        sig: tuple[object, ...] = (
+            subject,
+            direction,
+            matching,
+            frozenset(np for np in dest.named_ports if np[0] in named),
+        )
+        found = self._by_signature.get(sig)
+        if found is None:
+            found = build_table(dpol, peer, dest)
+            self._by_signature[sig] = found
+        self._tables[key] = found
+        return found
+
+    def decide(self, src: int, dst: int, protocol: Protocol, port: int) -> ConnectionVerdict:
+        """The verdict for a new connection from identity ``src`` to identity ``dst``."""
+        egress = ingress = None
+        if self.identities.by_id[src].kind == "pod":
+            egress = self.table(src, "egress", dst).lookup(protocol, port)
+        if self.identities.by_id[dst].kind == "pod":
+            ingress = self.table(dst, "ingress", src).lookup(protocol, port)
+        allowed = (egress is None or egress.verdict == "allow") and (ingress is None or ingress.verdict == "allow")
+        return ConnectionVerdict(allowed, egress, ingress)
+
+
+def build_table(dpol: DirectionPolicy, peer: int, dest: Identity) -> PortTable[Decision]:
+    """Resolve the tiers for one peer into a sealed port table."""
+    table: PortTable[Decision] = PortTable()
+    for rule in dpol.admin:
+        if rule.selects(peer):
+            decision = _PASS if rule.action == "pass" else Decision(rule.action, "admin", rule.ref)
+            for proto, lo, hi in expand_ports(rule.ports, dest):
+                table.claim(proto, lo, hi, decision)
+    table.release(_PASS)
+    if dpol.isolated_by:
+        for rule in dpol.network:
+            if rule.selects(peer):
+                decision = Decision("allow", "network", rule.ref)
+                for proto, lo, hi in expand_ports(rule.ports, dest):
+                    table.claim(proto, lo, hi, decision)
+        isolation = RuleRef("isolation", "", dpol.direction, -1, isolated_by=dpol.isolated_by)
+        table.claim_rest(Decision("deny", "network", isolation))
+    else:
+        for rule in dpol.baseline:
+            if rule.selects(peer):
+                assert rule.action != "pass"
+                decision = Decision(rule.action, "baseline", rule.ref)
+                for proto, lo, hi in expand_ports(rule.ports, dest):
+                    table.claim(proto, lo, hi, decision)
+        table.claim_rest(DEFAULT_ALLOW)
+    return table.seal()
+
+
+def _admin_rules(anp: AdminNetworkPolicy, direction: Direction, sc: SelectorCache) -> tuple[CompiledRule, ...]:
+    out: list[CompiledRule] = []
+    tier: Tier = "baseline" if anp.baseline else "admin"
+    for index, rule in enumerate(anp.ingress if direction == "ingress" else anp.egress):
+        peers: set[int] = set()
+        for peer in rule.peers:
+            peers |= sc.admin_peer(peer)
+        action: Action = "allow" if rule.action == "Allow" else "deny" if rule.action == "Deny" else "pass"
+        ref = RuleRef(anp.kind, anp.name, direction, index, rule_name=rule.name)
+        out.append(CompiledRule(ref, action, tier, frozenset(peers), rule.ports))
+    return tuple(out)
+
+
+def compile_cluster(cluster: Cluster) -> CompiledPolicy:
+    """Identities, selector cache and the resolved policy of every pod identity, in both directions."""
+    ids = build_identities(cluster)
+    sc = SelectorCache(cluster, ids)
+    admin: list[tuple[IdSet, dict[Direction, tuple[CompiledRule, ...]]]] = []
+    for anp in cluster.admin_policies:
+        admin.append((sc.admin_peer(anp.subject), {d: _admin_rules(anp, d, sc) for d in DIRECTIONS}))
+    baseline: tuple[IdSet, dict[Direction, tuple[CompiledRule, ...]]] | None = None
+    if cluster.baseline is not None:
+        b = cluster.baseline
+        baseline = (sc.admin_peer(b.subject), {d: _admin_rules(b, d, sc) for d in DIRECTIONS})
+    network_by_ns: dict[str, list[tuple[str, dict[Direction, tuple[CompiledRule, ...] | None], LabelSelector]]] = {}
+    for np in cluster.policies:
+        per_dir: dict[Direction, tuple[CompiledRule, ...] | None] = {}
+        for d in DIRECTIONS:
+            isolates = np.ingress_isolation if d == "ingress" else np.egress_isolation
+            if not isolates:
+                per_dir[d] = None
+                continue
+            compiled: list[CompiledRule] = []
+            for index, rule in enumerate(np.ingress if d == "ingress" else np.egress):
+                peers: IdSet | None = None
+                if rule.peers is not None:
+                    acc: set[int] = set()
+                    for peer in rule.peers:
+                        acc |= sc.np_peer(peer, np.namespace)
+                    peers = frozenset(acc)
+                ref = RuleRef("NetworkPolicy", np.name, d, index, namespace=np.namespace)
+                compiled.append(CompiledRule(ref, "allow", "network", peers, rule.ports))
+            per_dir[d] = tuple(compiled)
+        network_by_ns.setdefault(np.namespace, []).append((np.ref, per_dir, np.pod_selector))
+    directions: dict[tuple[int, Direction], DirectionPolicy] = {}
+    for ident in ids.pods():
+        labels = ident.label_dict
+        assert ident.namespace is not None
+        selecting = [
+            (ref, per_dir)
+            for ref, per_dir, selector in network_by_ns.get(ident.namespace, ())
+            if selector.matches(labels)
+        ]
+        for d in DIRECTIONS:
+            admin_rules = tuple(r for subject, rules in admin if ident.id in subject for r in rules[d])
+            isolated_by = tuple(ref for ref, per_dir in selecting if per_dir[d] is not None)
+            network_rules = tuple(r for _, per_dir in selecting for r in per_dir[d] or ())
+            baseline_rules = baseline[1][d] if baseline is not None and ident.id in baseline[0] else ()
+            if admin_rules or isolated_by or baseline_rules:
+                directions[(ident.id, d)] = DirectionPolicy(d, admin_rules, isolated_by, network_rules, baseline_rules)
+    return CompiledPolicy(cluster, ids, sc, directions)

@@ -1,0 +1,71 @@
+"""The selector cache: which identities each peer or subject selects, computed once per distinct selector."""
+
+from __future__ import annotations
+
+from podnet.k8s.model import AdminPeer, Cluster, IPBlock, IPNetwork, Peer
+from podnet.k8s.selectors import LabelSelector
+from podnet.policy.identity import IdentityTable
+
+IdSet = frozenset[int]
+
+
+class SelectorCache:
+    """Maps selectors to the set of identity ids they select. Results are memoized by value."""
+
+    def __init__(self, cluster: Cluster, identities: IdentityTable) -> None:
+        self._cluster = cluster
+        self._ids = identities
+        self._ns_cache: dict[LabelSelector, tuple[str, ...]] = {}
+        self._pod_cache: dict[tuple[tuple[str, ...], LabelSelector | None], IdSet] = {}
+        self._cidr_cache: dict[tuple[IPNetwork, tuple[IPNetwork, ...]], IdSet] = {}
+
+    def namespaces(self, selector: LabelSelector) -> tuple[str, ...]:
+        found = self._ns_cache.get(selector)
+        if found is None:
+            found = tuple(sorted(n.name for n in self._cluster.namespaces.values() if selector.matches(n.labels)))
+            self._ns_cache[selector] = found
+        return found
+
+    def pods_in(self, namespaces: tuple[str, ...], selector: LabelSelector | None) -> IdSet:
+        key = (namespaces, selector)
+        found = self._pod_cache.get(key)
+        if found is None:
+            out: set[int] = set()
+            for ns in namespaces:
+                for ident in self._ids.pod_identities_by_ns.get(ns, ()):
+                    if selector is None or selector.matches(self._ids.by_id[ident].label_dict):
+                        out.add(ident)
+            found = frozenset(out)
+            self._pod_cache[key] = found
+        return found
+
+    def cidr(self, cidr: IPNetwork, excepts: tuple[IPNetwork, ...] = ()) -> IdSet:
+        key = (cidr, excepts)
+        found = self._cidr_cache.get(key)
+        if found is None:
+            found = frozenset(i.id for i in self._ids.by_id.values() if i.in_cidr(cidr, excepts))
+            self._cidr_cache[key] = found
+        return found
+
+    def np_peer(self, peer: Peer, policy_namespace: str) -> IdSet:
+        """Identities a NetworkPolicy peer selects (ipBlock included)."""
+        if peer.ip_block is not None:
+            return self.ip_block(peer.ip_block)
+        if peer.namespace_selector is None:
+            namespaces: tuple[str, ...] = (policy_namespace,)
+        else:
+            namespaces = self.namespaces(peer.namespace_selector)
+        return self.pods_in(namespaces, peer.pod_selector)
+
+    def ip_block(self, block: IPBlock) -> IdSet:
+        return self.cidr(block.cidr, block.excepts)
+
+    def admin_peer(self, peer: AdminPeer) -> IdSet:
+        """Identities an (B)ANP subject or peer selects."""
+        if peer.networks:
+            out: set[int] = set()
+            for net in peer.networks:
+                out |= self.cidr(net)
+            return frozenset(out)
+        assert peer.namespace_selector is not None
+        return self.pods_in(self.namespaces(peer.namespace_selector), peer.pod_selector)
