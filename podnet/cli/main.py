@@ -8,10 +8,10 @@ import sys
 from collections.abc import Sequence
 
 from podnet import __version__
-from podnet.errors import PodnetError
+from podnet.errors import ManifestError, PodnetError
 
 # Each module has register(subparsers) adding its commands; set ``func`` on every parser.
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("policy",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,6 +29,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         code: int = args.func(args)
+    except ManifestError as exc:
+        print(f"error: invalid manifests ({len(exc.problems)} problem(s)):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 2
     except PodnetError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 2

@@ -1,0 +1,156 @@
+"""``podnet policy ...``: the offline analyzer over manifests."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from podnet.analyzer import diff as diff_mod
+from podnet.analyzer import lint as lint_mod
+from podnet.analyzer import matrix as matrix_mod
+from podnet.analyzer.endpoints import Resolver
+from podnet.analyzer.verdict import answer, batch, protocol_of
+from podnet.errors import UsageError
+from podnet.k8s.manifests import load_documents
+from podnet.k8s.parse import build_cluster
+from podnet.policy.compiler import compile_cluster
+from podnet.policy.explain import Explainer, render_side
+
+
+def _resolver(paths: list[str]) -> Resolver:
+    cluster = build_cluster(load_documents(paths))
+    for warning in cluster.warnings:
+        print(warning, file=sys.stderr)
+    return Resolver(compile_cluster(cluster))
+
+
+def _port(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+def _add_files(p: argparse.ArgumentParser, dest: str = "files", flag: str = "-f") -> None:
+    p.add_argument(
+        flag,
+        "--filename" if flag == "-f" else flag,
+        dest=dest,
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="manifest file, directory (recursive) or - for stdin; repeatable",
+    )
+
+
+def _add_query(p: argparse.ArgumentParser, required: bool) -> None:
+    p.add_argument("--from", dest="src", required=required, metavar="REF", help="ns/name or ip:ADDR")
+    p.add_argument("--to", dest="dst", required=required, metavar="REF", help="ns/name or ip:ADDR")
+    p.add_argument("--protocol", default="TCP", type=protocol_of, help="TCP, UDP or SCTP (default TCP)")
+    p.add_argument("--port", type=_port, required=required, help="number, or a named port of the destination")
+
+
+def register(sub: Any) -> None:
+    policy = sub.add_parser("policy", help="analyze network policies offline")
+    psub = policy.add_subparsers(dest="policy_command", metavar="COMMAND")
+    psub.required = True
+
+    p = psub.add_parser("verdict", help="is one connection allowed? (or a batch with --queries)")
+    _add_files(p)
+    _add_query(p, required=False)
+    p.add_argument("--queries", metavar="FILE", help="JSON lines of {from,to,protocol,port}; - for stdin")
+    p.add_argument("-o", "--output", choices=("text", "json", "jsonl"), default="text")
+    p.set_defaults(func=cmd_verdict)
+
+    p = psub.add_parser("matrix", help="every endpoint pair with the connections it allows")
+    _add_files(p)
+    p.add_argument("-o", "--output", choices=matrix_mod.FORMATS, default="table")
+    p.set_defaults(func=cmd_matrix)
+
+    p = psub.add_parser("explain", help="why a connection is allowed or denied")
+    _add_files(p)
+    _add_query(p, required=True)
+    p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_explain)
+
+    p = psub.add_parser("diff", help="connections gained and lost between two sets of manifests")
+    _add_files(p)
+    _add_files(p, dest="against", flag="--against")
+    p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_diff)
+
+    p = psub.add_parser("lint", help="common policy mistakes, each with its fix")
+    _add_files(p)
+    p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_lint)
+
+
+def cmd_verdict(args: argparse.Namespace) -> int:
+    resolver = _resolver(args.files)
+    if args.queries:
+        if args.output == "text":
+            args.output = "jsonl"
+        stream = sys.stdin if args.queries == "-" else open(args.queries, encoding="utf-8")  # noqa: SIM115
+        with stream:
+            out = sys.stdout
+            for line in batch(resolver, stream):
+                out.write(line + "\n")
+        return 0
+    if args.src is None or args.dst is None or args.port is None:
+        raise UsageError("verdict needs --from, --to and --port (or --queries FILE)")
+    ans = answer(resolver, args.src, args.dst, args.protocol, args.port)
+    if args.output == "text":
+        print(ans.text())
+    else:
+        print(json.dumps(ans.to_json(), indent=None if args.output == "jsonl" else 2))
+    return 0 if ans.verdict.allowed else 1
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    resolver = _resolver(args.files)
+    print(matrix_mod.render(matrix_mod.matrix(resolver), args.output))
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    resolver = _resolver(args.files)
+    ans = answer(resolver, args.src, args.dst, args.protocol, args.port)
+    explainer = Explainer(resolver.compiled)
+    sides = []
+    if ans.src.is_pod and ans.src != ans.dst:
+        side = explainer.side(ans.src.identity, "egress", ans.dst.identity, ans.protocol, ans.port)
+        side.pod = ans.src.ref
+        sides.append(side)
+    if ans.dst.is_pod and ans.src != ans.dst:
+        side = explainer.side(ans.dst.identity, "ingress", ans.src.identity, ans.protocol, ans.port)
+        side.pod = ans.dst.ref
+        sides.append(side)
+    word = ans.word.upper()
+    if args.output == "json":
+        print(json.dumps({**ans.to_json(), "sides": [s.to_json() for s in sides]}, indent=2))
+    else:
+        lines = [f"Connection {ans.src.ref} -> {ans.dst.ref} {ans.protocol}/{ans.port}: {word}", ""]
+        if not sides:
+            lines.append("both ends are the same pod: traffic stays inside it and no policy applies")
+        for side in sides:
+            lines += render_side(side)
+            lines.append("")
+        for label, who in (("source", ans.src), ("destination", ans.dst)):
+            if not who.is_pod:
+                lines.append(f"{label} {who.ref} is outside the cluster: only the other side's policy applies")
+        lines.append(f"verdict: {word}")
+        print("\n".join(lines).rstrip())
+    return 0 if ans.verdict.allowed else 1
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    old = _resolver(args.files)
+    new = _resolver(args.against)
+    print(diff_mod.render(diff_mod.diff(old, new), args.output))
+    return 0
+
+
+def cmd_lint(args: argparse.Namespace) -> int:
+    resolver = _resolver(args.files)
+    findings = lint_mod.lint(resolver.compiled)
+    print(lint_mod.render(findings, args.output))
+    return 1 if findings else 0
