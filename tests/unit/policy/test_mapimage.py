@@ -58,3 +58,29 @@ def test_a_pod_without_policy_has_one_allow_all_row_per_direction_and_protocol()
     assert len(image) == len(DIRECTIONS) * len(PROTOCOLS)
     assert {k.peer for k in image} == {0}
     assert all(v.verdict == "allow" and (k.lo, k.hi) == (1, 65535) for k, v in image.items())
+
+
+def test_egress_named_port_to_every_peer_gets_rows_for_peers_declaring_it() -> None:
+    """An egress rule with no `to` and a named port resolves per destination: no wildcard can hold it."""
+    docs: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "namespace": "ns1", "labels": {"app": "a"}}},
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "b", "namespace": "ns1", "labels": {"app": "b"}},
+            "spec": {"containers": [{"name": "c", "ports": [{"name": "http", "containerPort": 80}]}]},
+        },
+        {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": "x", "namespace": "ns1"},
+            "spec": {"podSelector": {"matchLabels": {"app": "a"}}, "egress": [{"ports": [{"port": "http"}]}]},
+        },
+    ]
+    compiled = _compiled(docs)
+    a = compiled.identities.pod_identity[("ns1", "a", "Pod")]
+    b = compiled.identities.pod_identity[("ns1", "b", "Pod")]
+    image = map_image(compiled, a)
+    assert lookup(image, "egress", b, "TCP", 80).verdict == "allow"
+    assert lookup(image, "egress", b, "TCP", 81).verdict == "deny"
+    assert lookup(image, "egress", a, "TCP", 80).verdict == "deny"
