@@ -79,35 +79,46 @@ def answer(resolver: Resolver, src_ref: str, dst_ref: str, protocol: Protocol, p
 
 
 def batch(resolver: Resolver, lines: Iterable[str]) -> Iterator[str]:
-    """One JSON line out per JSON line in; a bad line gets an ``error`` field and the rest go on."""
+    """One JSON line out per JSON line in; a bad line gets an ``error`` field and the rest go on.
+
+    The output line is the input object with ``verdict`` and ``decided_by`` appended; the JSON of
+    each distinct decision pair is built once (decisions are shared objects of the compiled tables).
+    """
     compiled = resolver.compiled
     resolve = resolver.resolve
-    dumps = json.dumps
+    decide = compiled.decide
+    loads, dumps = json.loads, json.dumps
+    tails: dict[tuple[int, int, bool], str] = {}
+    self_tail = ', "verdict": "allowed", "decided_by": []}'
     for line in lines:
-        if not line.strip():
+        text = line.strip()
+        if not text:
             continue
         try:
-            q = json.loads(line)
-            if not isinstance(q, dict):
-                raise PodnetError("each query must be a JSON object")
+            q = loads(text)
+            if not isinstance(q, dict) or not q:
+                raise PodnetError("each query must be a non-empty JSON object")
             proto = protocol_of(q.get("protocol", "TCP"))
             src = resolve(str(q["from"]))
             dst = resolve(str(q["to"]))
             raw_port = q["port"]
-            port = (
-                raw_port
-                if type(raw_port) is int and 0 < raw_port < 65536
-                else resolver.port_number(dst, proto, raw_port if isinstance(raw_port, int) else str(raw_port))
-            )
-            if src.pod is not None and src == dst:
-                q["verdict"] = "allowed"
-                q["decided_by"] = []
+            if type(raw_port) is int and 0 < raw_port < 65536:
+                port = raw_port
             else:
-                v = compiled.decide(src.identity, dst.identity, proto, port)
-                q["verdict"] = "allowed" if v.allowed else "denied"
-                q["decided_by"] = [d.rule.to_json() for d in v.deciding if d.rule is not None]
-            yield dumps(q)
+                port = resolver.port_number(dst, proto, raw_port if isinstance(raw_port, int) else str(raw_port))
+            if src.pod is not None and src == dst:
+                yield text[:-1] + self_tail
+                continue
+            v = decide(src.identity, dst.identity, proto, port)
+            # A denial is told by its first denying side alone; an allowance by both sides.
+            deciding = v.deciding
+            key = (id(deciding[0]), 0, False) if not v.allowed else (id(v.egress), id(v.ingress), True)
+            tail = tails.get(key)
+            if tail is None:
+                decided = dumps([d.rule.to_json() for d in deciding if d.rule is not None])
+                tail = tails[key] = f', "verdict": "{"allowed" if v.allowed else "denied"}", "decided_by": {decided}}}'
+            yield text[:-1] + tail
         except KeyError as exc:
-            yield dumps({"query": line.strip(), "error": f"missing field {exc.args[0]!r}"})
+            yield dumps({"query": text, "error": f"missing field {exc.args[0]!r}"})
         except (PodnetError, json.JSONDecodeError) as exc:
-            yield dumps({"query": line.strip(), "error": str(exc)})
+            yield dumps({"query": text, "error": str(exc)})

@@ -89,13 +89,16 @@ class CompiledRule:
     tier: Tier
     peers: IdSet | None  # None: every peer
     ports: tuple[PortSpec, ...] | None  # None: every port of every protocol
+    named: frozenset[str] = field(init=False)  # the named ports this rule uses
+    decision: Decision = field(init=False)  # shared by every table this rule decides in
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "named", frozenset(p.name for p in self.ports or () if p.name is not None))
+        decision = _PASS if self.action == "pass" else Decision(self.action, self.tier, self.ref)
+        object.__setattr__(self, "decision", decision)
 
     def selects(self, peer: int) -> bool:
         return self.peers is None or peer in self.peers
-
-    @property
-    def named(self) -> frozenset[str]:
-        return frozenset(p.name for p in self.ports or () if p.name is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +110,19 @@ class DirectionPolicy:
     isolated_by: tuple[str, ...]
     network: tuple[CompiledRule, ...]
     baseline: tuple[CompiledRule, ...]
+    all_rules: tuple[CompiledRule, ...] = field(init=False)
+    named_ports_used: frozenset[str] = field(init=False)
+    isolation: Decision = field(init=False)
+
+    def __post_init__(self) -> None:
+        rules = self.admin + self.network + self.baseline
+        object.__setattr__(self, "all_rules", rules)
+        object.__setattr__(self, "named_ports_used", frozenset(n for r in rules for n in r.named))
+        ref = RuleRef("isolation", "", self.direction, -1, isolated_by=self.isolated_by)
+        object.__setattr__(self, "isolation", Decision("deny", "network", ref))
 
     def rules(self) -> tuple[CompiledRule, ...]:
-        return self.admin + self.network + self.baseline
+        return self.all_rules
 
 
 EMPTY_DIRECTIONS = {d: DirectionPolicy(d, (), (), (), ()) for d in ("ingress", "egress")}
@@ -147,39 +160,65 @@ class ConnectionVerdict:
 
 
 @dataclass
+class _PeerClasses:
+    """For one identity and direction: which rules select each peer, as a bitmask, and a table per mask."""
+
+    policy: DirectionPolicy
+    base: int  # rules that select every peer
+    finite: tuple[tuple[int, IdSet], ...]  # (bit, peers) of the rules with a finite peer set
+    by_dest_ports: bool  # named ports resolve against the peer (egress rules using named ports)
+    tables: dict[object, PortTable[Decision]] = field(default_factory=dict)
+
+
+@dataclass
 class CompiledPolicy:
     cluster: Cluster
     identities: IdentityTable
     selectors: SelectorCache
     directions: dict[tuple[int, Direction], DirectionPolicy]
+    _classes: dict[tuple[int, Direction], _PeerClasses] = field(default_factory=dict)
     _tables: dict[tuple[int, Direction, int], PortTable[Decision]] = field(default_factory=dict)
-    _by_signature: dict[tuple[object, ...], PortTable[Decision]] = field(default_factory=dict)
 
     def direction(self, subject: int, direction: Direction) -> DirectionPolicy:
         return self.directions.get((subject, direction), EMPTY_DIRECTIONS[direction])
 
+    def _classify(self, subject: int, direction: Direction) -> _PeerClasses:
+        dpol = self.direction(subject, direction)
+        base = 0
+        finite: list[tuple[int, IdSet]] = []
+        for i, rule in enumerate(dpol.all_rules):
+            if rule.peers is None:
+                base |= 1 << i
+            elif rule.peers:
+                finite.append((1 << i, rule.peers))
+        classes = _PeerClasses(dpol, base, tuple(finite), direction == "egress" and bool(dpol.named_ports_used))
+        self._classes[(subject, direction)] = classes
+        return classes
+
     def table(self, subject: int, direction: Direction, peer: int) -> PortTable[Decision]:
-        """The decisions for every protocol and port, for ``subject`` talking with ``peer``."""
-        key = (subject, direction, peer)
-        found = self._tables.get(key)
+        """The decisions for every protocol and port, for ``subject`` talking with ``peer``.
+
+        Two peers selected by the same rules (and, for egress named ports, declaring the same named
+        ports) share one table, built on first use.
+        """
+        pair = (subject, direction, peer)
+        found = self._tables.get(pair)
         if found is not None:
             return found
-        dpol = self.direction(subject, direction)
-        dest = self.identities.by_id[subject if direction == "ingress" else peer]
-        rules = dpol.rules()
-        matching = tuple(i for i, r in enumerate(rules) if r.selects(peer))
-        named = {n for i in matching for n in rules[i].named}
-        sig: tuple[object, ...] = (
-            subject,
-            direction,
-            matching,
-            frozenset(np for np in dest.named_ports if np[0] in named),
-        )
-        found = self._by_signature.get(sig)
+        classes = self._classes.get((subject, direction)) or self._classify(subject, direction)
+        mask = classes.base
+        for bit, peers in classes.finite:
+            if peer in peers:
+                mask |= bit
+        key: object = mask
+        if classes.by_dest_ports:
+            used = classes.policy.named_ports_used
+            key = (mask, frozenset(np for np in self.identities.by_id[peer].named_ports if np[0] in used))
+        found = classes.tables.get(key)
         if found is None:
-            found = build_table(dpol, peer, dest)
-            self._by_signature[sig] = found
-        self._tables[key] = found
+            dest = self.identities.by_id[subject if direction == "ingress" else peer]
+            found = classes.tables[key] = build_table(classes.policy, peer, dest)
+        self._tables[pair] = found
         return found
 
     def decide(self, src: int, dst: int, protocol: Protocol, port: int) -> ConnectionVerdict:
@@ -198,25 +237,20 @@ def build_table(dpol: DirectionPolicy, peer: int, dest: Identity) -> PortTable[D
     table: PortTable[Decision] = PortTable()
     for rule in dpol.admin:
         if rule.selects(peer):
-            decision = _PASS if rule.action == "pass" else Decision(rule.action, "admin", rule.ref)
             for proto, lo, hi in expand_ports(rule.ports, dest):
-                table.claim(proto, lo, hi, decision)
+                table.claim(proto, lo, hi, rule.decision)
     table.release(_PASS)
     if dpol.isolated_by:
         for rule in dpol.network:
             if rule.selects(peer):
-                decision = Decision("allow", "network", rule.ref)
                 for proto, lo, hi in expand_ports(rule.ports, dest):
-                    table.claim(proto, lo, hi, decision)
-        isolation = RuleRef("isolation", "", dpol.direction, -1, isolated_by=dpol.isolated_by)
-        table.claim_rest(Decision("deny", "network", isolation))
+                    table.claim(proto, lo, hi, rule.decision)
+        table.claim_rest(dpol.isolation)
     else:
         for rule in dpol.baseline:
             if rule.selects(peer):
-                assert rule.action != "pass"
-                decision = Decision(rule.action, "baseline", rule.ref)
                 for proto, lo, hi in expand_ports(rule.ports, dest):
-                    table.claim(proto, lo, hi, decision)
+                    table.claim(proto, lo, hi, rule.decision)
         table.claim_rest(DEFAULT_ALLOW)
     return table.seal()
 
