@@ -199,3 +199,89 @@ def _parse_requirement(raw: object, path: str, problems: Problems) -> Requiremen
     if not ok or not isinstance(key, str):
         return None
     return Requirement(key, op, frozenset(vals))
+
+
+class SelectorSyntaxError(ValueError):
+    """A ``labelSelector=`` query string that does not parse; the message says where."""
+
+
+_QUERY_KEY = r"[A-Za-z0-9][-A-Za-z0-9_./]*"
+_QUERY_SET = re.compile(rf"^({_QUERY_KEY})\s+(in|notin)\s*\((.*)\)$", re.DOTALL)
+_QUERY_EQ = re.compile(rf"^({_QUERY_KEY})\s*(==|!=|=)\s*([^\s,()=!]*)$")
+_QUERY_EXISTS = re.compile(rf"^({_QUERY_KEY})$")
+_QUERY_NOT_EXISTS = re.compile(rf"^!\s*({_QUERY_KEY})$")
+
+
+def _split_top_level(text: str) -> list[str]:
+    """Split at commas that are not inside parentheses."""
+    parts: list[str] = []
+    depth = 0
+    start = 0
+    for i, ch in enumerate(text):
+        if ch == "(":
+            depth += 1
+            if depth > 1:
+                raise SelectorSyntaxError(f"unexpected '(' at position {i}")
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                raise SelectorSyntaxError(f"unexpected ')' at position {i}")
+        elif ch == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    if depth:
+        raise SelectorSyntaxError("unclosed '('")
+    parts.append(text[start:])
+    return parts
+
+
+def _checked_key(key: str) -> str:
+    err = label_key_error(key)
+    if err:
+        raise SelectorSyntaxError(f"invalid label key {key!r}: {err}")
+    return key
+
+
+def _checked_value(value: str) -> str:
+    err = label_value_error(value)
+    if err:
+        raise SelectorSyntaxError(f"invalid label value {value!r}: {err}")
+    return value
+
+
+def parse_label_query(text: str) -> LabelSelector:
+    """Parse the string form of a label selector, as in ``?labelSelector=`` or ``kubectl -l``.
+
+    Grammar (requirements ANDed, separated by commas): ``k=v``, ``k==v``, ``k!=v``, ``k in (a,b)``,
+    ``k notin (a,b)``, ``k`` (exists), ``!k`` (does not exist). ``k!=v`` and ``notin`` also match objects
+    without the label, as in Kubernetes. An empty string selects everything. The set-based ``>``/``<``
+    operators are not supported and raise :class:`SelectorSyntaxError`, like any malformed requirement.
+    """
+    if not text.strip():
+        return EVERYTHING
+    labels: set[tuple[str, str]] = set()
+    reqs: set[Requirement] = set()
+    for raw in _split_top_level(text):
+        part = raw.strip()
+        if not part:
+            raise SelectorSyntaxError(f"empty requirement in {text!r}")
+        if m := _QUERY_SET.match(part):
+            key = _checked_key(m.group(1))
+            values = [v.strip() for v in m.group(3).split(",")]
+            if values == [""]:
+                raise SelectorSyntaxError(f"{part!r}: for 'in', 'notin' operators, values set can't be empty")
+            vals = frozenset(_checked_value(v) for v in values)
+            reqs.add(Requirement(key, "In" if m.group(2) == "in" else "NotIn", vals))
+        elif m := _QUERY_EQ.match(part):
+            key, op, value = _checked_key(m.group(1)), m.group(2), _checked_value(m.group(3))
+            if op == "!=":
+                reqs.add(Requirement(key, "NotIn", frozenset({value})))
+            else:
+                labels.add((key, value))
+        elif m := _QUERY_NOT_EXISTS.match(part):
+            reqs.add(Requirement(_checked_key(m.group(1)), "DoesNotExist"))
+        elif m := _QUERY_EXISTS.match(part):
+            reqs.add(Requirement(_checked_key(m.group(1)), "Exists"))
+        else:
+            raise SelectorSyntaxError(f"unable to parse requirement {part!r}")
+    return LabelSelector(frozenset(labels), frozenset(reqs))
