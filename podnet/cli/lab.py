@@ -33,7 +33,9 @@ def register(sub: Any) -> None:
         "over the Kubernetes REST API on a loopback port. Writes STATE_DIR/kubeconfig once listening.",
     )
     p.add_argument("--state-dir", required=True, metavar="DIR", help="where the SQLite store, token and kubeconfig go")
-    p.add_argument("--port", type=int, default=0, help="TCP port (default 0: any free port)")
+    p.add_argument(
+        "--port", type=int, default=0, help="TCP port (default 0: the previous run's port if free, else any free port)"
+    )
     p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (default 127.0.0.1)")
     p.add_argument("--name", default="podnet-lab", help="cluster/context name in the kubeconfig")
     p.add_argument("--no-auth", action="store_true", help="accept requests without the kubeconfig's token")

@@ -460,6 +460,8 @@ class Api:
             return {"phase": "Active"}
         if r.kind == "Pod":
             return {"phase": "Pending"}
+        if r.kind == "StatefulSet":
+            return {"replicas": 0, "availableReplicas": 0}  # not omitempty in the API: clients require them
         return {}
 
     def _existing(self, r: Resource, namespace: str | None, name: str, body_meta: dict[str, Any]) -> Obj:

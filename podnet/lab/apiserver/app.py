@@ -21,8 +21,10 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
+import yaml
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
@@ -164,6 +166,21 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _previous_port(kubeconfig: Path, host: str) -> int:
+    """The port of the last run (from its kubeconfig) if it is free again, so clients keep working; else 0."""
+    try:
+        config = yaml.safe_load(kubeconfig.read_text(encoding="utf-8"))
+        port = int(urlsplit(config["clusters"][0]["cluster"]["server"]).port or 0)
+    except (OSError, ValueError, KeyError, IndexError, TypeError, yaml.YAMLError):
+        return 0
+    try:
+        probe = bind(host, port)
+    except OSError:
+        return 0
+    probe.close()
+    return port
+
+
 def server_url(sock: socket.socket, tls: bool = True) -> str:
     host, port = sock.getsockname()[:2]
     scheme = "https" if tls else "http"
@@ -189,7 +206,7 @@ def serve(
     cert, key = state_dir / CERT_FILE, state_dir / KEY_FILE
     if auth:
         ensure_certificate(cert, key)
-    sock = bind(host, port)
+    sock = bind(host, port or _previous_port(state_dir / KUBECONFIG_FILE, host))
     store = Store(state_dir / DB_FILE, event_log_size)
     api = Api(store)
     url = server_url(sock, tls=auth)
