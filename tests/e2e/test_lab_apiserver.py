@@ -264,6 +264,10 @@ def test_kubectl_create_get_replace_delete(server: Server) -> None:
     assert ns.stdout.split() == ["namespace/data", "namespace/monitoring"]
     anp = _kubectl(server, "get", "anp", "-o", "yaml")
     assert "platform-guardrails" in anp.stdout
+    table = _kubectl(server, "get", "anp").stdout.splitlines()  # server-side Table printing
+    assert table[0].split() == ["NAME", "PRIORITY", "AGE"] and table[1].split()[:2] == ["platform-guardrails", "10"]
+    wide = _kubectl(server, "get", "deploy", "-n", "web", "-o", "wide").stdout.splitlines()
+    assert wide[0].split()[-3:] == ["CONTAINERS", "IMAGES", "SELECTOR"] and wide[1].split()[-1] == "app=frontend"
 
     deploy = json.loads(_kubectl(server, "get", "deployment", "frontend", "-n", "web", "-o", "json").stdout)
     deploy["spec"]["replicas"] = 5

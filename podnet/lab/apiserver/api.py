@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from podnet.k8s.selectors import EVERYTHING, LabelSelector, SelectorSyntaxError, parse_label_query
-from podnet.lab.apiserver import openapi
+from podnet.lab.apiserver import openapi, tables
 from podnet.lab.apiserver import resources as res
 from podnet.lab.apiserver import status as st
 from podnet.lab.apiserver.fields import FieldRequirement, FieldSelectorError, parse_field_selector
@@ -173,11 +173,27 @@ class Api:
         query: Mapping[str, str],
         body: bytes = b"",
         content_type: str = "application/json",
+        accept: str = "application/json",
     ) -> Reply | WatchPlan:
+        """Answer one request; with ``accept`` asking for ``as=Table`` a GET answers with kubectl's Table."""
         try:
-            return self._dispatch(method.upper(), path, query, body, content_type)
+            reply = self._dispatch(method.upper(), path, query, body, content_type)
         except st.ApiError as exc:
             return Reply(exc.code, exc.status())
+        if method.upper() == "GET" and isinstance(reply, Reply) and reply.code == 200 and tables.wants_table(accept):
+            return self._as_table(path, reply, query.get("includeObject", "Metadata"))
+        return reply
+
+    def _as_table(self, path: str, reply: Reply, include: str) -> Reply:
+        target = self._target([p for p in path.split("/") if p])
+        if target is None or target.subresource is not None or not isinstance(reply.body, dict):
+            return reply
+        body = reply.body
+        if target.name is None:
+            items, meta = body["items"], body["metadata"]
+        else:
+            items, meta = [body], {"resourceVersion": body["metadata"]["resourceVersion"]}
+        return Reply(200, tables.table(target.resource, items, meta, include))
 
     def _dispatch(
         self, method: str, path: str, query: Mapping[str, str], body: bytes, content_type: str

@@ -135,6 +135,7 @@ def create_app(api: Api, options: Options | None = None) -> FastAPI:
             dict(request.query_params),
             await request.body(),
             request.headers.get("content-type", "application/json"),
+            request.headers.get("accept", "application/json"),
         )
         if isinstance(result, Reply):
             if isinstance(result.body, str):
