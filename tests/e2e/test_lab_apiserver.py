@@ -355,3 +355,27 @@ def test_listens_on_loopback_only(tmp_path: Path) -> None:
     )
     assert proc.returncode == 2
     assert "loopback" in proc.stderr
+
+
+def test_kubectl_apply_updates_an_image_and_keeps_the_rest(server: Server, tmp_path: Path) -> None:
+    manifest = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "applied", "namespace": "default", "labels": {"app": "a"}},
+        "spec": {
+            "containers": [{"name": "c", "image": "busybox:1", "ports": [{"containerPort": 8080, "name": "http"}]}]
+        },
+    }
+    path = tmp_path / "pod.yaml"
+    path.write_text(yaml.safe_dump(manifest))
+    first = _kubectl(server, "apply", "-f", str(path))
+    assert first.returncode == 0 and "created" in first.stdout, first.stderr
+    manifest["spec"]["containers"][0]["image"] = "busybox:2"
+    path.write_text(yaml.safe_dump(manifest))
+    second = _kubectl(server, "apply", "-f", str(path))
+    assert second.returncode == 0 and "configured" in second.stdout, second.stderr
+    pod = json.loads(_kubectl(server, "get", "pod", "applied", "-o", "json").stdout)
+    container = pod["spec"]["containers"][0]
+    assert container["image"] == "busybox:2"
+    assert container["ports"] == [{"containerPort": 8080, "name": "http", "protocol": "TCP"}]
+    assert "$" not in json.dumps(pod)

@@ -29,6 +29,7 @@ from podnet.lab.apiserver import openapi, tables
 from podnet.lab.apiserver import resources as res
 from podnet.lab.apiserver import status as st
 from podnet.lab.apiserver.fields import FieldRequirement, FieldSelectorError, parse_field_selector
+from podnet.lab.apiserver.patch import merge_patch, strategic_merge_patch
 from podnet.lab.apiserver.resources import NAMESPACES, PODS, RESOURCES, Resource
 from podnet.lab.apiserver.store import Event, Expired, Obj, Store
 from podnet.lab.apiserver.validate import apply_defaults, pod_update_problems, problems_of
@@ -139,19 +140,6 @@ def _int_param(query: Mapping[str, str], name: str) -> int | None:
         return int(raw)
     except ValueError:
         raise st.bad_request(f"invalid {name}: {raw!r}: must be an integer") from None
-
-
-def merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7386 JSON merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    out = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            out.pop(key, None)
-        else:
-            out[key] = merge_patch(out.get(key), value)
-    return out
 
 
 class Api:
@@ -554,7 +542,8 @@ class Api:
             )
         patch = self._json(body)
         old = self.get(r, namespace, name)
-        merged = merge_patch(old, patch)
+        merge = merge_patch if media == "application/merge-patch+json" else strategic_merge_patch
+        merged = merge(old, patch)
         if not isinstance(merged, dict):
             raise st.bad_request("the patch must produce an object")
         merged.setdefault("metadata", {})
