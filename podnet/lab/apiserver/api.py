@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import dataclasses
 import json
 import secrets
 import uuid
@@ -82,6 +83,8 @@ class WatchPlan:
     timeout_seconds: float | None
     bookmarks: bool
     name: str | None = None
+    initial_events_end: bool = False  # sendInitialEvents=true: a BOOKMARK marks the end of the current state
+    table: str | None = None  # kubectl asked for Tables: the includeObject value
 
 
 @dataclass(slots=True)
@@ -101,6 +104,17 @@ class Watcher:
     pending: list[dict[str, Any]] = field(default_factory=list)
 
     def poll(self, limit: int = 500) -> list[dict[str, Any]]:
+        events = self._poll(limit)
+        if self.plan.table is None:
+            return events
+        for event in events:
+            if event["type"] in ("ADDED", "MODIFIED", "DELETED"):
+                obj = event["object"]
+                meta = {"resourceVersion": obj["metadata"]["resourceVersion"]}
+                event["object"] = tables.table(self.plan.resource, [obj], meta, self.plan.table)
+        return events
+
+    def _poll(self, limit: int) -> list[dict[str, Any]]:
         if self.done:
             return []
         out: list[dict[str, Any]] = []
@@ -109,6 +123,10 @@ class Watcher:
             if self.plan.resource_version is None:
                 items, self.rv = self.api.select(self.plan.resource, self.plan.namespace, self.plan)
                 out = [{"type": "ADDED", "object": item} for item in items]
+                if self.plan.initial_events_end:
+                    end = self.bookmark()
+                    end["object"]["metadata"]["annotations"] = {"k8s.io/initial-events-end": "true"}
+                    out.append(end)
             else:
                 self.rv = self.plan.resource_version
         try:
@@ -168,8 +186,12 @@ class Api:
             reply = self._dispatch(method.upper(), path, query, body, content_type)
         except st.ApiError as exc:
             return Reply(exc.code, exc.status())
-        if method.upper() == "GET" and isinstance(reply, Reply) and reply.code == 200 and tables.wants_table(accept):
-            return self._as_table(path, reply, query.get("includeObject", "Metadata"))
+        if method.upper() == "GET" and tables.wants_table(accept):
+            include = query.get("includeObject", "Metadata")
+            if isinstance(reply, WatchPlan):
+                return dataclasses.replace(reply, table=include)
+            if reply.code == 200:
+                return self._as_table(path, reply, include)
         return reply
 
     def _as_table(self, path: str, reply: Reply, include: str) -> Reply:
@@ -360,7 +382,20 @@ class Api:
     def _watch_plan(self, target: Target, query: Mapping[str, str], name: str | None = None) -> WatchPlan:
         labels, fields = self._selectors(target.resource, query)
         raw = query.get("resourceVersion", "")
-        rv = None if raw in ("", "0") else _int_param(query, "resourceVersion")
+        initial = query.get("sendInitialEvents") in ("true", "1")
+        if initial and query.get("resourceVersionMatch") != "NotOlderThan":
+            raise st.invalid(
+                target.resource,
+                "",
+                ["resourceVersionMatch: Forbidden: sendInitialEvents requires resourceVersionMatch=NotOlderThan"],
+            )
+        rv = None if raw in ("", "0") or initial else _int_param(query, "resourceVersion")
+        if (
+            initial
+            and raw not in ("", "0")
+            and (_int_param(query, "resourceVersion") or 0) > self.store.resource_version
+        ):
+            raise st.ApiError(504, "Timeout", f"Too large resource version: {raw}", {"retryAfterSeconds": 1})
         timeout = _int_param(query, "timeoutSeconds")
         return WatchPlan(
             target.resource,
@@ -371,6 +406,7 @@ class Api:
             float(timeout) if timeout is not None and timeout > 0 else None,
             query.get("allowWatchBookmarks") in ("true", "1"),
             name,
+            initial,
         )
 
     def watcher(self, plan: WatchPlan) -> Watcher:

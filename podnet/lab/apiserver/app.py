@@ -28,7 +28,7 @@ import yaml
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
-from podnet.errors import UsageError
+from podnet.errors import PodnetError, UsageError
 from podnet.lab.apiserver import status as st
 from podnet.lab.apiserver.api import Api, Reply, Watcher
 from podnet.lab.apiserver.kubeconfig import ensure_certificate, ensure_token, write_kubeconfig
@@ -161,8 +161,12 @@ def bind(host: str, port: int) -> socket.socket:
         raise UsageError(f"--host {host}: the lab API server listens on loopback addresses only")
     sock = socket.socket(socket.AF_INET6 if addr.version == 6 else socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(128)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise PodnetError(f"cannot listen on {host} port {port}: {exc.strerror or exc}") from exc
     sock.setblocking(False)
     return sock
 
@@ -176,7 +180,7 @@ def _previous_port(kubeconfig: Path, host: str) -> int:
         return 0
     try:
         probe = bind(host, port)
-    except OSError:
+    except PodnetError:
         return 0
     probe.close()
     return port

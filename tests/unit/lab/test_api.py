@@ -421,3 +421,15 @@ def test_two_watchers_see_the_same_order(client: Client) -> None:
     first = _drain(client, client.watch("/api/v1/pods", resourceVersion=start))
     second = _drain(client, client.watch(PODS, resourceVersion=start))
     assert first == second and len(first) == 20
+
+
+def test_send_initial_events_ends_the_current_state_with_a_bookmark(client: Client) -> None:
+    client.ok("POST", PODS, pod("a"))
+    plan = client.watch(PODS, sendInitialEvents="true", resourceVersionMatch="NotOlderThan", allowWatchBookmarks="true")
+    events = client.api.watcher(plan).poll()
+    assert [e["type"] for e in events] == ["ADDED", "BOOKMARK"]
+    meta = events[1]["object"]["metadata"]
+    assert meta["annotations"] == {"k8s.io/initial-events-end": "true"}
+    assert meta["resourceVersion"] == str(client.api.store.resource_version)
+    bad = client.api.handle("GET", PODS, {"watch": "true", "sendInitialEvents": "true"})
+    assert isinstance(bad, Reply) and bad.code == 422

@@ -51,3 +51,16 @@ def test_pod_table_has_wide_columns_and_partial_metadata_rows() -> None:
     single = api.handle("GET", "/api/v1/namespaces/default/pods/p", {"includeObject": "Object"}, accept=KUBECTL_ACCEPT)
     assert isinstance(single, Reply) and isinstance(single.body, dict)
     assert single.body["rows"][0]["object"]["kind"] == "Pod"
+
+
+def test_watch_events_carry_one_row_tables_when_kubectl_asks() -> None:
+    api = Api(Store(None))
+    start = api.store.resource_version
+    plan = api.handle("GET", "/api/v1/pods", {"watch": "true", "resourceVersion": str(start)}, accept=KUBECTL_ACCEPT)
+    assert not isinstance(plan, Reply)
+    watcher = api.watcher(plan)
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    api.handle("POST", "/api/v1/namespaces/default/pods", {}, json.dumps(pod).encode())
+    events = watcher.poll()
+    assert [e["type"] for e in events] == ["ADDED"]
+    assert events[0]["object"]["kind"] == "Table" and events[0]["object"]["rows"][0]["cells"][0] == "p"
