@@ -218,6 +218,14 @@ class Api:
         if target is None:
             raise st.ApiError(404, "NotFound", "the server could not find the requested resource")
         r = target.resource
+        media = content_type.split(";")[0].strip().lower()
+        if method in ("POST", "PUT", "DELETE") and body.strip() and media not in ("", "application/json", "*/*"):
+            raise st.ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - accepted media types include: "
+                f"application/json (got {media})",
+            )
         if target.subresource is not None:
             return self._subresource(method, target, body, content_type, query)
         if target.name is None:

@@ -433,3 +433,11 @@ def test_send_initial_events_ends_the_current_state_with_a_bookmark(client: Clie
     assert meta["resourceVersion"] == str(client.api.store.resource_version)
     bad = client.api.handle("GET", PODS, {"watch": "true", "sendInitialEvents": "true"})
     assert isinstance(bad, Reply) and bad.code == 422
+
+
+def test_bodies_other_than_json_are_415(client: Client) -> None:
+    reply = client.api.handle(
+        "POST", "/api/v1/namespaces", {}, b"k8s\x00\x0a\x0f", "application/vnd.kubernetes.protobuf"
+    )
+    assert isinstance(reply, Reply) and reply.code == 415
+    assert isinstance(reply.body, dict) and reply.body["reason"] == "UnsupportedMediaType"
