@@ -390,3 +390,15 @@ def test_kubectl_apply_updates_an_image_and_keeps_the_rest(server: Server, tmp_p
     assert container["image"] == "busybox:2"
     assert container["ports"] == [{"containerPort": 8080, "name": "http", "protocol": "TCP"}]
     assert "$" not in json.dumps(pod)
+
+
+def test_kubectl_typed_create_commands_send_protobuf_that_is_understood(server: Server) -> None:
+    made = _kubectl(server, "create", "namespace", "typed")
+    assert made.returncode == 0, made.stderr
+    deploy = _kubectl(
+        server, "create", "deployment", "web", "--image=nginx", "--port=80", "--replicas=2", "-n", "typed"
+    )
+    assert deploy.returncode == 0, deploy.stderr
+    got = json.loads(_kubectl(server, "get", "deployment", "web", "-n", "typed", "-o", "json").stdout)
+    assert got["spec"]["replicas"] == 2
+    assert got["spec"]["template"]["spec"]["containers"][0]["ports"] == [{"containerPort": 80, "protocol": "TCP"}]

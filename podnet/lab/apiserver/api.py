@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from podnet.k8s.selectors import EVERYTHING, LabelSelector, SelectorSyntaxError, parse_label_query
-from podnet.lab.apiserver import openapi, tables
+from podnet.lab.apiserver import openapi, protobuf, tables
 from podnet.lab.apiserver import resources as res
 from podnet.lab.apiserver import status as st
 from podnet.lab.apiserver.fields import FieldRequirement, FieldSelectorError, parse_field_selector
@@ -219,7 +219,14 @@ class Api:
             raise st.ApiError(404, "NotFound", "the server could not find the requested resource")
         r = target.resource
         media = content_type.split(";")[0].strip().lower()
-        if method in ("POST", "PUT", "DELETE") and body.strip() and media not in ("", "application/json", "*/*"):
+        if method in ("POST", "PUT") and media == "application/vnd.kubernetes.protobuf":
+            try:
+                body = json.dumps(protobuf.decode(body)).encode()
+            except protobuf.ProtobufError as exc:
+                raise st.ApiError(
+                    415, "UnsupportedMediaType", f"cannot read this protobuf body ({exc}); send JSON instead"
+                ) from exc
+        elif method in ("POST", "PUT", "DELETE") and body.strip() and media not in ("", "application/json", "*/*"):
             raise st.ApiError(
                 415,
                 "UnsupportedMediaType",
