@@ -39,9 +39,11 @@ def _ports(ports: tuple[PortSpec, ...] | None, proto: str, port: int, dest: Part
         return True
     for spec in ports:
         if spec.name is not None:
-            if isinstance(dest, Pod) and any(
-                cp.name == spec.name and cp.port == port and cp.protocol == proto for cp in dest.ports
-            ) and (spec.protocol is None or spec.protocol == proto):
+            if (
+                isinstance(dest, Pod)
+                and any(cp.name == spec.name and cp.port == port and cp.protocol == proto for cp in dest.ports)
+                and (spec.protocol is None or spec.protocol == proto)
+            ):
                 return True
             continue
         if spec.protocol != proto:
