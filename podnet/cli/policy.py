@@ -40,8 +40,7 @@ def _protocol(text: str) -> Protocol:
 
 def _add_files(p: argparse.ArgumentParser, dest: str = "files", flag: str = "-f") -> None:
     p.add_argument(
-        flag,
-        "--filename" if flag == "-f" else flag,
+        *((flag, "--filename") if flag == "-f" else (flag,)),
         dest=dest,
         action="append",
         required=True,
