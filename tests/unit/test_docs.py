@@ -175,6 +175,18 @@ def test_the_docs_have_examples_and_every_shell_example_is_tested() -> None:
     assert not untested, f"shell examples outside a console block are never run: {untested}"
 
 
+def test_readme_podnet_commands_run() -> None:
+    """The README shows commands without their output; each must still run (denied is fine: exit 1)."""
+    lines = (REPO / "README.md").read_text(encoding="utf-8").splitlines()
+    cmds = [line.split("#")[0].strip() for line in lines if line.startswith(".venv/bin/podnet ")]
+    assert cmds, "the README should show one podnet command"
+    for cmd in cmds:
+        argv = [sys.executable, "-m", "podnet.cli.main", *cmd.split()[1:]]
+        proc = subprocess.run(argv, cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert proc.returncode in (0, 1), f"{cmd}: {proc.stderr}"
+        assert proc.stdout and not proc.stderr, cmd
+
+
 # ---- the harness itself ----------------------------------------------------------------------------------------------
 
 SAMPLE = """# A page
