@@ -507,3 +507,69 @@ def test_manifests_from_stdin_and_several_files(podnet: Podnet) -> None:
     text = "".join((SHOP / name).read_text() + "\n---\n" for name in ("namespaces.yaml", "workloads.yaml"))
     r = podnet("policy", "matrix", "-f", "-", "-f", SHOP / "policies.yaml", "-o", "json", stdin=text)
     assert {(c["from"], c["to"]): c["connections"] for c in json.loads(r.out)} == expected_matrix()
+
+
+PASS_CLUSTER = """
+apiVersion: v1
+kind: Namespace
+metadata: {name: a}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p, namespace: a, labels: {app: p}}
+spec: {containers: [{name: c}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: q, namespace: a, labels: {app: q}}
+spec: {containers: [{name: c}]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: AdminNetworkPolicy
+metadata: {name: pass-web}
+spec:
+  priority: 5
+  subject: {namespaces: {}}
+  ingress:
+    - {name: pass-80, action: Pass, from: [{namespaces: {}}], ports: [{portNumber: {protocol: TCP, port: 80}}]}
+    - {name: deny-rest, action: Deny, from: [{namespaces: {}}]}
+---
+apiVersion: policy.networking.k8s.io/v1alpha1
+kind: BaselineAdminNetworkPolicy
+metadata: {name: default}
+spec:
+  subject: {namespaces: {}}
+  ingress:
+    - {name: deny, action: Deny, from: [{namespaces: {}}]}
+"""
+ALLOW_Q_TO_P = """
+---
+apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: p-from-q, namespace: a}
+spec:
+  podSelector: {matchLabels: {app: p}}
+  ingress:
+    - from: [{podSelector: {matchLabels: {app: q}}}]
+"""
+
+
+def test_pass_hands_over_to_networkpolicy_then_to_the_baseline(podnet: Podnet, tmp_path: Path) -> None:
+    (tmp_path / "c.yaml").write_text(PASS_CLUSTER, encoding="utf-8")
+    query = ["--from", "a/q", "--to", "a/p", "--port"]
+    # no NetworkPolicy isolates p: after Pass the baseline denies
+    r = podnet("policy", "explain", "-f", tmp_path, *query, "80")
+    assert r.code == 1
+    assert "'pass-80' [pass]: matched: Pass, remaining admin rules skipped" in r.out
+    assert "=> deny by BaselineAdminNetworkPolicy default ingress[0] 'deny'" in r.out
+    # a NetworkPolicy isolating p decides after Pass, and the baseline no longer applies
+    (tmp_path / "np.yaml").write_text(ALLOW_Q_TO_P, encoding="utf-8")
+    r = podnet("policy", "explain", "-f", tmp_path, *query, "80")
+    assert r.code == 0
+    assert "=> allow by NetworkPolicy a/p-from-q ingress[0]" in r.out
+    # other ports never reach NetworkPolicy: the admin Deny comes first
+    r = podnet("policy", "verdict", "-f", tmp_path, *query, "81")
+    assert r.code == 1
+    assert "deny by AdminNetworkPolicy pass-web ingress[1] 'deny-rest'" in r.out
+    m = podnet("policy", "matrix", "-f", tmp_path, "-o", "csv")
+    assert "a/q,a/p,TCP 80" in m.out.splitlines()
