@@ -6,6 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+# Python trees that ruff checks (benchmarks/ only once it exists).
+PY_TREES := podnet tests $(wildcard benchmarks)
 
 .PHONY: demo test setup system lint typecheck unit net clean
 
@@ -17,8 +19,8 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh scripts/debian-packages.txt
 setup: $(STAMP)
 
 lint: setup
-	$(BIN)/ruff check podnet tests benchmarks
-	$(BIN)/ruff format --check podnet tests benchmarks
+	$(BIN)/ruff check $(PY_TREES)
+	$(BIN)/ruff format --check $(PY_TREES)
 
 typecheck: setup
 	$(BIN)/mypy
@@ -27,8 +29,8 @@ unit: setup
 	$(BIN)/pytest -q tests/unit
 
 test: setup
-	$(BIN)/ruff check podnet tests benchmarks
-	$(BIN)/ruff format --check podnet tests benchmarks
+	$(BIN)/ruff check $(PY_TREES)
+	$(BIN)/ruff format --check $(PY_TREES)
 	$(BIN)/mypy
 	$(BIN)/pytest -q tests
 
