@@ -6,8 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
-# Python trees that ruff checks (benchmarks/ only once it exists).
-PY_TREES := podnet tests $(wildcard benchmarks)
+# Python trees that ruff checks.
+PY_TREES := podnet tests benchmarks scripts
 
 .PHONY: demo test setup system lint typecheck unit net clean
 

@@ -67,8 +67,12 @@ def _side(decision: Decision | None) -> dict[str, Any] | None:
 
 
 def same_pod(src: Endpoint, dst: Endpoint) -> bool:
-    """Both ends are one pod (by name, owner name or address): its traffic to itself is always allowed."""
-    return src.pod is not None and src.pod is dst.pod
+    """Both ends are one Pod (by name, owner name or address): its traffic to itself is always allowed.
+
+    A workload's pod template stands for all its replicas, so a workload to itself means one replica
+    to another, which policy governs like any other pair.
+    """
+    return src.pod is not None and src.pod is dst.pod and src.pod.kind == "Pod"
 
 
 def protocol_of(text: object) -> Protocol:
@@ -118,7 +122,7 @@ def batch(resolver: Resolver, lines: Iterable[str]) -> Iterator[str]:
                 port = resolver.port_number(dst, proto, raw_port)
             else:
                 raise PodnetError(f"port {dumps(raw_port)}: must be a number or a port name")
-            if src.pod is not None and src.pod is dst.pod:
+            if same_pod(src, dst):
                 yield text[:-1] + self_tail
                 continue
             v = decide(src.identity, dst.identity, proto, port)

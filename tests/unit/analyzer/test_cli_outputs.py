@@ -31,6 +31,9 @@ EXPECTED_OPEN = {
     ("203.0.113.0/24 except 203.0.113.128/25", "web/frontend"): "TCP 8080",
     ("203.0.113.128/25", "web/frontend"): "TCP 8080",
     ("world", "web/frontend"): "TCP 8080",
+    # A workload to itself is one replica to another, which policy governs:
+    ("kube-system/coredns", "kube-system/coredns"): "All Connections",
+    ("monitoring/prometheus", "monitoring/prometheus"): "All Connections",  # no team label: no baseline
 }
 # Pods no NetworkPolicy isolates, and the BaselineAdminNetworkPolicy, leave these open:
 for _src in ["data/postgres", "kube-system/coredns", "monitoring/prometheus"]:
@@ -48,7 +51,7 @@ def expected_matrix() -> dict[tuple[str, str], str]:
         (a, b): EXPECTED_OPEN.get((a, b), "No Connections")
         for a in eps
         for b in eps
-        if a != b and (a in PODS or b in PODS)
+        if (a != b and (a in PODS or b in PODS)) or (a == b and a in PODS)  # every shop pod is a workload
     }
 
 
@@ -57,7 +60,7 @@ def test_matrix_json_loads_and_holds_every_pair(podnet: Podnet) -> None:
     assert r.code == 0
     cells = json.loads(r.out)
     assert {(c["from"], c["to"]): c["connections"] for c in cells} == expected_matrix()
-    assert len(cells) == 8 * 7 - 3 * 2  # every ordered pair of distinct endpoints, one of them a pod
+    assert len(cells) == 8 * 7 - 3 * 2 + 5  # ordered pairs with a pod, plus each workload to itself
     by_pair = {(c["from"], c["to"]): c["ports"] for c in cells}
     assert by_pair[("api/backend", "kube-system/coredns")] == {"TCP": ["53"], "UDP": ["53"]}
     assert by_pair[("world", "kube-system/coredns")] == "all"
