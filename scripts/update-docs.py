@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.unit.test_docs import DOCS, commands, fenced_blocks, run  # noqa: E402
+from tests.unit.test_docs import DOCS, commands, fenced_blocks, run
 
 
 def update(path: Path) -> int:
