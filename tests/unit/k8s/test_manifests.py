@@ -202,3 +202,18 @@ def test_sources_compare_by_file_document_and_item() -> None:
 def test_load_cluster_reads_stdin() -> None:
     cluster = load_cluster(["-"], io.StringIO(POD_A))
     assert [p.ref for p in cluster.pods] == ["default/a"]
+
+
+def test_a_key_written_twice_is_an_error_not_silently_the_last_one() -> None:
+    text = "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: np}\nspec:\n"
+    text += "  ingress: []\n  podSelector: {}\n  ingress: [{}]\n"
+    with pytest.raises(ManifestError) as info:
+        parse_text(text, "np.yaml")
+    assert info.value.problems == [
+        "np.yaml[doc 0]: invalid YAML: line 7, column 3: mapping key 'ingress' already defined"
+    ]
+
+
+def test_merge_keys_still_work() -> None:
+    [doc] = parse_text("kind: Pod\nx: &base {a: 1, b: 2}\nmetadata:\n  <<: *base\n  b: 3\n  name: p\n", "m.yaml")
+    assert doc.obj["metadata"] == {"a": 1, "b": 3, "name": "p"}
