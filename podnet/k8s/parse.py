@@ -6,6 +6,7 @@ Every problem names the file, the document index, the object and the field path,
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
 from typing import IO, Any
@@ -188,12 +189,35 @@ def _name_error(kind: str, name: str) -> str | None:
     return None
 
 
+def _controller(meta: dict[str, Any], problems: Problems) -> tuple[str | None, str] | None:
+    """The (kind, name) of the ``controller: true`` owner reference, if any; more than one is invalid."""
+    found: list[tuple[str | None, str]] = []
+    for i, ref in enumerate(_list(meta.get("ownerReferences"), "metadata.ownerReferences", problems)):
+        if not isinstance(ref, dict):
+            problems.add(f"metadata.ownerReferences[{i}]", "must be an object")
+            continue
+        ref_name = ref.get("name")
+        ref_kind = ref.get("kind")
+        if not isinstance(ref_name, str) or not ref_name:
+            problems.add(f"metadata.ownerReferences[{i}].name", "Required value")
+        elif ref.get("controller") is True:
+            found.append((ref_kind if isinstance(ref_kind, str) and ref_kind else None, ref_name))
+    if len(found) > 1:
+        problems.add(
+            "metadata.ownerReferences",
+            f"Invalid value: {len(found)} controllers: Only one reference can have Controller set to true",
+        )
+    return found[0] if found else None
+
+
 class _Builder:
     def __init__(self) -> None:
         self.cluster = Cluster()
         self.problems: list[str] = []
         self.seen: dict[tuple[str, str, str], Source] = {}
         self.workload_pods: list[Pod] = []
+        # (namespace, kind, name) -> the (kind, name) of its controller owner, when it has one
+        self.controllers: dict[tuple[str, str, str], tuple[str | None, str] | None] = {}
 
     # -- documents -----------------------------------------------------------------------------
     def add(self, doc: Document) -> None:
@@ -276,23 +300,9 @@ class _Builder:
     ) -> None:
         spec = _dict(doc.obj.get("spec"), "spec", problems)
         status = _dict(doc.obj.get("status"), "status", problems)
-        owner: str | None = None
-        controllers = 0
-        for i, ref in enumerate(_list(meta.get("ownerReferences"), "metadata.ownerReferences", problems)):
-            if not isinstance(ref, dict):
-                problems.add(f"metadata.ownerReferences[{i}]", "must be an object")
-                continue
-            ref_name = ref.get("name")
-            if not isinstance(ref_name, str) or not ref_name:
-                problems.add(f"metadata.ownerReferences[{i}].name", "Required value")
-            elif ref.get("controller") is True:
-                controllers += 1
-                owner = ref_name
-        if controllers > 1:
-            problems.add(
-                "metadata.ownerReferences",
-                f"Invalid value: {controllers} controllers: Only one reference can have Controller set to true",
-            )
+        controller = _controller(meta, problems)
+        owner = controller[1] if controller is not None else None
+        self.controllers[(ns, "Pod", name)] = controller
         ips: list[IPAddress] = []
         raw_ips: list[tuple[str, object]] = []
         for i, entry in enumerate(_list(status.get("podIPs"), "status.podIPs", problems)):
@@ -364,6 +374,7 @@ class _Builder:
                         "spec.template.metadata.labels",
                         f"Invalid value: {template_labels!r}: `selector` does not match template `labels`",
                     )
+        self.controllers[(ns, kind, name)] = _controller(meta, problems)
         self.cluster.namespace(ns)
         self.workload_pods.append(
             Pod(
@@ -785,9 +796,39 @@ class _Builder:
     # -- finish --------------------------------------------------------------------------------
     def finish(self) -> Cluster:
         cluster = self.cluster
-        owners = {(p.namespace, p.owner) for p in cluster.pods if p.owner}
+        workloads = {(w.namespace, w.kind, w.name): w for w in self.workload_pods}
+        by_name: dict[tuple[str, str], list[Pod]] = {}
         for w in self.workload_pods:
-            if (w.namespace, w.name) not in owners:
+            by_name.setdefault((w.namespace, w.name), []).append(w)
+
+        def owner_chain(ns: str, ref: tuple[str | None, str] | None) -> list[Pod]:
+            """The workloads present in the manifests that control ``ref``, innermost first."""
+            chain: list[Pod] = []
+            while ref is not None:
+                kind, name = ref
+                if kind is not None:
+                    found = workloads.get((ns, kind, name))
+                else:  # an owner reference without kind: match by name alone
+                    candidates = by_name.get((ns, name), [])
+                    found = candidates[0] if len(candidates) == 1 else None
+                if found is None or found in chain:
+                    break
+                chain.append(found)
+                ref = self.controllers.get((ns, found.kind, found.name))
+            return chain
+
+        # A workload whose pods are present is not an endpoint of its own: its pods are, and they are also
+        # named by the outermost present owner (the Deployment of their ReplicaSet, the CronJob of their Job).
+        standing_for_pods: set[tuple[str, str, str]] = set()
+        for i, pod in enumerate(cluster.pods):
+            chain = owner_chain(pod.namespace, self.controllers.get((pod.namespace, "Pod", pod.name)))
+            standing_for_pods.update((w.namespace, w.kind, w.name) for w in chain)
+            if chain and chain[-1].name != pod.owner:
+                cluster.pods[i] = dataclasses.replace(pod, owner=chain[-1].name)
+        for w in self.workload_pods:
+            key = (w.namespace, w.kind, w.name)
+            # A workload controlled by another present workload (a ReplicaSet of a Deployment) is stood for by it.
+            if key not in standing_for_pods and not owner_chain(w.namespace, self.controllers.get(key)):
                 cluster.pods.append(w)
         by_priority: dict[int, list[str]] = {}
         for anp in cluster.admin_policies:

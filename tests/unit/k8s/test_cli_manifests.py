@@ -100,3 +100,46 @@ def test_valid_manifests_from_stdin_print_the_verdict_and_warnings_go_to_stderr(
     out, err = capsys.readouterr()
     assert out.splitlines()[0] == "allowed: default/a -> default/b TCP/80"
     assert err == "warning: -[doc 2]: ignoring unsupported kind Service s\n"
+
+
+OWNED = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c, image: x}]}
+---
+apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: web-7d9f
+  ownerReferences: [{apiVersion: apps/v1, kind: Deployment, name: web, uid: u, controller: true}]
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec: {containers: [{name: c, image: x}]}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: web-7d9f-abc
+  labels: {app: web}
+  ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: web-7d9f, uid: u2, controller: true}]
+status: {podIP: 10.0.0.5}
+"""
+
+
+def test_a_deployment_is_named_through_its_replica_set_pods_and_is_no_extra_endpoint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(tmp_path, "owned.yaml", OWNED)
+    assert main(["policy", "verdict", "-f", path, "--from", "ip:1.2.3.4", "--to", "default/web", "--port", "80"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "allowed: ip:1.2.3.4 -> default/web-7d9f-abc TCP/80"
+    assert main(["policy", "matrix", "-f", path, "-o", "csv"]) == 0
+    out = capsys.readouterr().out
+    assert "default/web-7d9f-abc" in out
+    assert "default/web," not in out and "default/web-7d9f," not in out

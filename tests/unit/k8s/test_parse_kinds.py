@@ -299,3 +299,67 @@ def test_a_supported_kind_of_another_api_group_is_another_kind_and_is_ignored() 
 def test_valid_input_has_no_warnings() -> None:
     c = cluster(namespace("a"), pod("p", "a"), network_policy({"podSelector": {}}), workload("Job", "j"))
     assert c.warnings == []
+
+
+def owned(raw: dict[str, object], kind: str, name: str) -> dict[str, object]:
+    raw["metadata"]["ownerReferences"] = [owner(kind, name)]  # type: ignore[index]
+    return raw
+
+
+def test_pods_of_a_replica_set_of_a_deployment_replace_both_and_are_named_by_the_deployment() -> None:
+    c = cluster(
+        workload("Deployment", "web", "shop"),
+        owned(workload("ReplicaSet", "web-7d9f", "shop", {"app": "web"}), "Deployment", "web"),
+        pod("web-7d9f-abc", "shop", {"app": "web"}, owners=[owner("ReplicaSet", "web-7d9f")]),
+        pod("web-7d9f-def", "shop", {"app": "web"}, owners=[owner("ReplicaSet", "web-7d9f")]),
+    )
+    assert [(p.ref, p.kind, p.owner) for p in c.pods] == [
+        ("shop/web-7d9f-abc", "Pod", "web"),
+        ("shop/web-7d9f-def", "Pod", "web"),
+    ]
+
+
+def test_a_replica_set_of_a_present_deployment_is_stood_for_by_the_deployment() -> None:
+    c = cluster(
+        owned(workload("ReplicaSet", "web-7d9f", "shop", {"app": "web"}), "Deployment", "web"),
+        workload("Deployment", "web", "shop"),
+        owned(workload("Job", "backup-123", "shop"), "CronJob", "backup"),
+        workload("CronJob", "backup", "shop"),
+    )
+    assert [(p.ref, p.kind) for p in c.pods] == [("shop/web", "Deployment"), ("shop/backup", "CronJob")]
+
+
+def test_a_replica_set_whose_deployment_is_absent_stands_for_its_pods() -> None:
+    c = cluster(owned(workload("ReplicaSet", "web-7d9f", "shop"), "Deployment", "web"))
+    assert [(p.ref, p.kind) for p in c.pods] == [("shop/web-7d9f", "ReplicaSet")]
+
+
+def test_pods_of_a_job_of_a_cron_job_are_named_by_the_cron_job() -> None:
+    c = cluster(
+        workload("CronJob", "backup"),
+        owned(workload("Job", "backup-1"), "CronJob", "backup"),
+        pod("backup-1-xyz", owners=[owner("Job", "backup-1")]),
+    )
+    assert [(p.ref, p.kind, p.owner) for p in c.pods] == [("default/backup-1-xyz", "Pod", "backup")]
+
+
+def test_an_owner_of_another_kind_with_the_same_name_is_not_the_owner() -> None:
+    c = cluster(workload("Deployment", "web"), pod("web-1", owners=[owner("StatefulSet", "web")]))
+    assert sorted((p.ref, p.kind, p.owner) for p in c.pods) == [
+        ("default/web", "Deployment", None),
+        ("default/web-1", "Pod", "web"),
+    ]
+
+
+def test_an_owner_reference_without_kind_matches_by_name() -> None:
+    c = cluster(workload("StatefulSet", "db"), pod("db-0", owners=[{"name": "db", "controller": True}]))
+    assert [(p.ref, p.owner) for p in c.pods] == [("default/db-0", "db")]
+
+
+def test_an_ownership_cycle_does_not_hang() -> None:
+    c = cluster(
+        owned(workload("ReplicaSet", "a"), "ReplicaSet", "b"),
+        owned(workload("ReplicaSet", "b"), "ReplicaSet", "a"),
+        pod("p", owners=[owner("ReplicaSet", "a")]),
+    )
+    assert [(p.ref, p.owner) for p in c.pods] == [("default/p", "b")]
