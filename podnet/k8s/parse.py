@@ -112,6 +112,11 @@ def _cidr(raw: object, path: str, problems: Problems, warn: bool = False) -> IPN
         return None
     assert isinstance(raw, str)
     addr = ipaddress.ip_address(raw.split("/")[0])
+    if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+        # Go reads ::ffff:10.0.0.0/104 as 10.0.0.0/8, Python as an IPv6 network: refuse the ambiguity,
+        # as the API server's strict CIDR validation does.
+        problems.add(path, f"Invalid value: {raw!r}: must not have an IPv4-mapped IPv6 address")
+        return None
     if warn and addr != net.network_address:
         problems.warn(
             path,

@@ -152,6 +152,13 @@ def test_port_checks_apply_to_egress_too() -> None:
             {"ipBlock": {"cidr": "300.0.0.0/8"}},
             [f"spec.ingress[0].from[0].ipBlock.cidr: Invalid value: '300.0.0.0/8': {CIDR_MSG}"],
         ),
+        (
+            {"ipBlock": {"cidr": "::ffff:10.0.0.0/104"}},
+            [
+                "spec.ingress[0].from[0].ipBlock.cidr: Invalid value: '::ffff:10.0.0.0/104': must not have an "
+                "IPv4-mapped IPv6 address"
+            ],
+        ),
         ({"ipBlock": {"cidr": 10}}, [f"spec.ingress[0].from[0].ipBlock.cidr: Invalid value: 10: {CIDR_MSG}"]),
         (
             {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["11.0.0.0/16"]}},
@@ -459,4 +466,15 @@ def test_every_problem_of_every_document_is_reported_in_order() -> None:
         f"t.yaml[doc 1]: NetworkPolicy default/a: spec.ingress[0].ports[0].port: Invalid value: 0: {RANGE}",
         f"t.yaml[doc 3]: NetworkPolicy default/b: spec.ingress[0].from[0].ipBlock.cidr: Invalid value: 'x': {CIDR_MSG}",
         "t.yaml[doc 4]: Pod default/ok: metadata.name: Duplicate value: 'ok': already defined in t.yaml[doc 0]",
+    ]
+
+
+def test_ipv6_blocks_and_excepts() -> None:
+    [np] = cluster(network_policy(ingress_from({"ipBlock": {"cidr": "fd00::/64", "except": ["fd00::/80"]}}))).policies
+    assert np.ingress[0].peers is not None
+    block = np.ingress[0].peers[0].ip_block
+    assert block is not None and (str(block.cidr), [str(e) for e in block.excepts]) == ("fd00::/64", ["fd00::/80"])
+    assert np_problems(ingress_from({"ipBlock": {"cidr": "fd00::/64", "except": ["10.0.0.0/8", "fd01::/80"]}})) == [
+        "spec.ingress[0].from[0].ipBlock.except[0]: Invalid value: '10.0.0.0/8': must be a strict subset of `cidr`",
+        "spec.ingress[0].from[0].ipBlock.except[1]: Invalid value: 'fd01::/80': must be a strict subset of `cidr`",
     ]
