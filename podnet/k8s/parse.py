@@ -379,6 +379,15 @@ class _Builder:
                         "spec.template.metadata.labels",
                         f"Invalid value: {template_labels!r}: `selector` does not match template `labels`",
                     )
+        elif kind == "ReplicationController" and spec.get("selector") is not None:
+            # A plain label map; when absent it defaults to the template's labels.
+            before = len(problems.items)
+            rc_selector = _labels(spec.get("selector"), "spec.selector", problems)
+            if len(problems.items) == before and any(template_labels.get(k) != v for k, v in rc_selector.items()):
+                problems.add(
+                    "spec.template.metadata.labels",
+                    f"Invalid value: {template_labels!r}: `selector` does not match template `labels`",
+                )
         self.controllers[(ns, kind, name)] = _controller(meta, problems)
         self.cluster.namespace(ns)
         self.workload_pods.append(

@@ -478,3 +478,20 @@ def test_ipv6_blocks_and_excepts() -> None:
         "spec.ingress[0].from[0].ipBlock.except[0]: Invalid value: '10.0.0.0/8': must be a strict subset of `cidr`",
         "spec.ingress[0].from[0].ipBlock.except[1]: Invalid value: 'fd01::/80': must be a strict subset of `cidr`",
     ]
+
+
+def test_replication_controller_selector_is_a_label_map_matching_the_template() -> None:
+    no_selector = workload("ReplicationController", "a")
+    del no_selector["spec"]["selector"]
+    assert [p.ref for p in cluster(no_selector).pods] == ["default/a"]
+    mismatch = workload("ReplicationController", "b", labels={"app": "b"})
+    mismatch["spec"]["selector"] = {"app": "c"}
+    bad = workload("ReplicationController", "c")
+    bad["spec"]["selector"] = {"app": "-"}
+    assert problems(mismatch, bad) == [
+        "t.yaml[doc 0]: ReplicationController default/b: spec.template.metadata.labels: Invalid value: "
+        "{'app': 'b'}: `selector` does not match template `labels`",
+        "t.yaml[doc 1]: ReplicationController default/c: spec.selector: Invalid value: '-': a valid label must be "
+        "an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an "
+        "alphanumeric character",
+    ]
