@@ -78,8 +78,9 @@ def _read(name: str, stdin: IO[str] | None) -> str:
 
 
 def _is_list(obj: dict[str, Any]) -> bool:
+    """``kind: List``, or a ``*List`` kind with ``items`` (a kind merely ending in List is no list)."""
     kind = obj.get("kind")
-    return isinstance(kind, str) and kind.endswith("List")
+    return kind == "List" or (isinstance(kind, str) and kind.endswith("List") and "items" in obj)
 
 
 def _expand(obj: Any, source: Source, problems: list[str]) -> Iterator[Document]:

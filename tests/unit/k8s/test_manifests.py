@@ -217,3 +217,8 @@ def test_a_key_written_twice_is_an_error_not_silently_the_last_one() -> None:
 def test_merge_keys_still_work() -> None:
     [doc] = parse_text("kind: Pod\nx: &base {a: 1, b: 2}\nmetadata:\n  <<: *base\n  b: 3\n  name: p\n", "m.yaml")
     assert doc.obj["metadata"] == {"a": 1, "b": 3, "name": "p"}
+
+
+def test_a_kind_ending_in_list_without_items_is_an_ordinary_document() -> None:
+    [doc] = parse_text("apiVersion: example.com/v1\nkind: AllowList\nmetadata: {name: x}\n", "a.yaml")
+    assert doc.obj["kind"] == "AllowList" and doc.source == Source("a.yaml", 0)
