@@ -72,7 +72,7 @@ def _read(name: str, stdin: IO[str] | None) -> str:
     try:
         if name == "-":
             return (stdin or sys.stdin).read()
-        return Path(name).read_text(encoding="utf-8")
+        return Path(name).read_text(encoding="utf-8-sig")  # a leading byte order mark is not content
     except (OSError, UnicodeDecodeError) as exc:
         raise ManifestError([f"{name}: cannot read: {exc}"]) from exc
 

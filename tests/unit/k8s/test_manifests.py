@@ -222,3 +222,11 @@ def test_merge_keys_still_work() -> None:
 def test_a_kind_ending_in_list_without_items_is_an_ordinary_document() -> None:
     [doc] = parse_text("apiVersion: example.com/v1\nkind: AllowList\nmetadata: {name: x}\n", "a.yaml")
     assert doc.obj["kind"] == "AllowList" and doc.source == Source("a.yaml", 0)
+
+
+def test_a_byte_order_mark_does_not_hide_a_json_stream(tmp_path: Path) -> None:
+    f = tmp_path / "bom.json"
+    f.write_bytes(
+        b'\xef\xbb\xbf{"kind": "Pod", "metadata": {"name": "a"}}\n{"kind": "Pod", "metadata": {"name": "b"}}\n'
+    )
+    assert names(load_documents([str(f)])) == [(f"{f}[doc 0]", "a"), (f"{f}[doc 1]", "b")]
