@@ -167,8 +167,11 @@ class AdminPeer:
     namespace_selector: LabelSelector | None = None
     pod_selector: LabelSelector | None = None
     networks: tuple[IPNetwork, ...] = ()
+    nodes: LabelSelector | None = None  # node peers: podnet models no nodes offline, so they select nothing
 
     def describe(self) -> str:
+        if self.nodes is not None:
+            return f"nodes {self.nodes.describe()}"
         if self.networks:
             return f"networks {', '.join(str(n) for n in self.networks)}"
         ns = self.namespace_selector.describe() if self.namespace_selector is not None else "{}"

@@ -35,7 +35,7 @@ from podnet.k8s.model import (
     Rule,
     Source,
 )
-from podnet.k8s.selectors import EVERYTHING, LabelSelector, label_key_error, label_value_error, parse_selector
+from podnet.k8s.selectors import label_key_error, label_value_error, parse_selector
 
 AUDIT_ANNOTATION = "podnet.io/audit"
 WORKLOAD_KINDS = ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "ReplicationController")
@@ -690,9 +690,8 @@ class _Builder:
                 parse_selector(pods.get("podSelector"), f"{path}.pods.podSelector", problems),
             )
         if which == "nodes":
-            parse_selector(peer["nodes"], f"{path}.nodes", problems)
             # No nodes are modelled offline: a nodes peer selects nothing.
-            return AdminPeer(EVERYTHING, LabelSelector(frozenset({("podnet.io/node-peer", "none")})))
+            return AdminPeer(nodes=parse_selector(peer["nodes"], f"{path}.nodes", problems))
         nets: list[IPNetwork] = []
         raw_nets = _list(peer["networks"], f"{path}.networks", problems)
         if not 1 <= len(raw_nets) <= 25:

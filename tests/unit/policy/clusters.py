@@ -129,12 +129,14 @@ def network_policy(draw: st.DrawFn, index: int) -> dict[str, Any]:
 
 @st.composite
 def admin_peer(draw: st.DrawFn, egress: bool) -> dict[str, Any]:
-    kinds = ["namespaces", "pods"] + (["networks"] if egress else [])
+    kinds = ["namespaces", "pods"] + (["networks", "nodes"] if egress else [])
     kind = draw(st.sampled_from(kinds))
     if kind == "namespaces":
         return {"namespaces": draw(ns_selector())}
     if kind == "pods":
         return {"pods": {"namespaceSelector": draw(ns_selector()), "podSelector": draw(selector())}}
+    if kind == "nodes":
+        return {"nodes": draw(selector())}
     return {"networks": draw(st.lists(st.sampled_from(CIDRS), min_size=1, max_size=2, unique=True))}
 
 
