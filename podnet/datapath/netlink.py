@@ -1,0 +1,240 @@
+"""Routed veth wiring with pyroute2 (no bridge).
+
+Per pod: a veth pair created in one message with the peer born inside the pod's netns; in the pod
+``<ifname>`` with /32 and /128 addresses, a permanent neighbour for the link-local gateways
+(169.254.1.1, fe80::1) pointing at the host veth's MAC, and default routes through them; on the host
+the veth (named ``pn…``, alias ``podnet:<container id>:<ifname>``) up, with a ``proto 201`` /32 (/128)
+route to each pod address. The host side resolves pod addresses by ordinary ARP/NDP, so a chained
+plugin that changes the pod's MAC (tuning) does not break the return path.
+
+Threading rule: a :class:`NetlinkDatapath` is used from one thread at a time (the agent's worker);
+pod-side sockets are opened with :func:`podnet.datapath.netns.entered` and closed before returning.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import ipaddress
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from podnet.cni.protocol import GATEWAY_V4, GATEWAY_V6
+from podnet.datapath.backend import (
+    ALIAS_PREFIX,
+    HOST_VETH_PREFIX,
+    ROUTE_PROTO,
+    Wiring,
+    WiringRequest,
+    attachment_mac,
+    host_veth_name,
+)
+from podnet.datapath.netns import entered
+from podnet.errors import DatapathError, InterfaceExists
+
+log = logging.getLogger("podnet.datapath")
+
+IFA_F_NODAD = 0x02
+NUD_PERMANENT = 0x80
+RT_SCOPE_LINK = 253
+SYSCTLS = {"/proc/sys/net/ipv4/ip_forward": "1", "/proc/sys/net/ipv6/conf/all/forwarding": "1"}
+
+
+def _attr(msg: Any, name: str) -> Any:
+    return msg.get_attr(name)
+
+
+@contextlib.contextmanager
+def pod_netlink(netns: str) -> Iterator[Any]:
+    """An IPRoute whose socket lives in the pod's namespace."""
+    with entered(netns):
+        ipr = IPRoute()
+    try:
+        yield ipr
+    finally:
+        ipr.close()
+
+
+class NetlinkDatapath:
+    """:class:`podnet.datapath.backend.DatapathBackend` over rtnetlink."""
+
+    def __init__(self, *, sysctl_root: str = "") -> None:
+        self.sysctl_root = sysctl_root
+        self._host: Any = None
+
+    @property
+    def host(self) -> Any:
+        if self._host is None:
+            self._host = IPRoute()
+        return self._host
+
+    def close(self) -> None:
+        if self._host is not None:
+            self._host.close()
+            self._host = None
+
+    # --- node -------------------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Turn on IPv4 and IPv6 forwarding in the agent's namespace (pods route through the host)."""
+        for path, value in SYSCTLS.items():
+            full = self.sysctl_root + path
+            if not os.path.exists(full):
+                continue
+            with open(full) as f:
+                if f.read().strip() == value:
+                    continue
+            with open(full, "w") as f:
+                f.write(value)
+            log.info("sysctl %s=%s", path, value)
+
+    def host_veths(self) -> dict[str, str]:
+        out = {}
+        for link in self.host.get_links():
+            name = _attr(link, "IFLA_IFNAME") or ""
+            alias = _attr(link, "IFLA_IFALIAS") or ""
+            if name.startswith(HOST_VETH_PREFIX) and alias.startswith(ALIAS_PREFIX):
+                out[name] = alias
+        return out
+
+    # --- wiring -----------------------------------------------------------------------------------
+
+    def _index(self, name: str) -> int | None:
+        found = self.host.link_lookup(ifname=name)
+        return found[0] if found else None
+
+    def unwire(self, host_veth: str) -> bool:
+        """Delete the host veth (its peer and routes go with it). Absent is fine."""
+        try:
+            self.host.link("del", ifname=host_veth)
+        except NetlinkError as exc:
+            if exc.code in (errno.ENODEV, errno.ENOENT, errno.EINVAL):
+                return False
+            raise DatapathError(f"cannot delete {host_veth}: {exc}") from exc
+        return True
+
+    def wire(self, request: WiringRequest) -> Wiring:
+        host_veth = host_veth_name(request.container_id, request.ifname)
+        host_mac = attachment_mac(request.container_id, request.ifname, "host")
+        pod_mac = attachment_mac(request.container_id, request.ifname, "pod")
+        with contextlib.ExitStack() as undo:
+            try:
+                with pod_netlink(request.netns) as pod:
+                    if pod.link_lookup(ifname=request.ifname):
+                        raise InterfaceExists(f"interface {request.ifname} already exists in {request.netns}")
+                    if self._index(host_veth) is not None:
+                        log.info("removing stale %s", host_veth)
+                        self.unwire(host_veth)
+                    fd = os.open(request.netns, os.O_RDONLY | os.O_CLOEXEC)
+                    try:
+                        self.host.link(
+                            "add",
+                            ifname=host_veth,
+                            kind="veth",
+                            address=host_mac,
+                            mtu=request.mtu,
+                            peer={"ifname": request.ifname, "net_ns_fd": fd, "address": pod_mac, "mtu": request.mtu},
+                        )
+                    finally:
+                        os.close(fd)
+                    undo.callback(self.unwire, host_veth)
+                    self._wire_pod(pod, request, host_mac)
+                self._wire_host(host_veth, request)
+            except NetlinkError as exc:
+                raise DatapathError(f"wiring {request.container_id}/{request.ifname} failed: {exc}") from exc
+            except OSError as exc:
+                raise DatapathError(f"cannot enter {request.netns}: {exc}") from exc
+            undo.pop_all()
+        return Wiring(host_veth, host_mac, pod_mac)
+
+    def _wire_pod(self, pod: Any, request: WiringRequest, host_mac: str) -> None:
+        idx = pod.link_lookup(ifname=request.ifname)[0]
+        pod.link("set", index=idx, state="up")
+        families = set()
+        for address in request.addresses:
+            families.add(address.version)
+            flags = IFA_F_NODAD if address.version == 6 else 0
+            pod.addr("replace", index=idx, address=str(address), prefixlen=address.max_prefixlen, flags=flags)
+        if 4 in families:
+            pod.neigh("replace", dst=GATEWAY_V4, lladdr=host_mac, ifindex=idx, state=NUD_PERMANENT)
+            pod.route("replace", dst=f"{GATEWAY_V4}/32", oif=idx, scope=RT_SCOPE_LINK)
+            pod.route("replace", dst="0.0.0.0/0", gateway=GATEWAY_V4, oif=idx)
+        if 6 in families:
+            pod.neigh(
+                "replace", dst=GATEWAY_V6, lladdr=host_mac, ifindex=idx, state=NUD_PERMANENT, family=socket.AF_INET6
+            )
+            pod.route("replace", dst="::/0", gateway=GATEWAY_V6, oif=idx, family=socket.AF_INET6)
+
+    def _wire_host(self, host_veth: str, request: WiringRequest) -> None:
+        idx = self._index(host_veth)
+        if idx is None:
+            raise DatapathError(f"{host_veth} vanished while wiring")
+        alias = f"{ALIAS_PREFIX}{request.container_id}:{request.ifname}"
+        self.host.link("set", index=idx, state="up", ifalias=alias[:255])
+        for address in request.addresses:
+            family = socket.AF_INET if address.version == 4 else socket.AF_INET6
+            self.host.route(
+                "replace",
+                dst=f"{address}/{address.max_prefixlen}",
+                oif=idx,
+                scope=RT_SCOPE_LINK if address.version == 4 else 0,
+                proto=ROUTE_PROTO,
+                family=family,
+            )
+
+    # --- check ------------------------------------------------------------------------------------
+
+    def check(self, request: WiringRequest, host_veth: str) -> list[str]:
+        problems: list[str] = []
+        idx = self._index(host_veth)
+        if idx is None:
+            return [f"host veth {host_veth} is missing"]
+        link = self.host.get_links(idx)[0]
+        if not (link["flags"] & 1):
+            problems.append(f"host veth {host_veth} is down")
+        if not (_attr(link, "IFLA_IFALIAS") or "").startswith(ALIAS_PREFIX):
+            problems.append(f"host veth {host_veth} lacks the podnet alias")
+        host_mac = _attr(link, "IFLA_ADDRESS")
+        for address in request.addresses:
+            family = socket.AF_INET if address.version == 4 else socket.AF_INET6
+            routes = self.host.get_routes(family=family, dst=str(address), dst_len=address.max_prefixlen, oif=idx)
+            if not any(r.get_attr("RTA_OIF") == idx and r["dst_len"] == address.max_prefixlen for r in routes):
+                problems.append(f"host route {address}/{address.max_prefixlen} dev {host_veth} is missing")
+        if not os.path.exists(request.netns):
+            return [*problems, f"netns {request.netns} is missing"]
+        with pod_netlink(request.netns) as pod:
+            problems.extend(self._check_pod(pod, request, host_mac))
+        return problems
+
+    def _check_pod(self, pod: Any, request: WiringRequest, host_mac: str) -> list[str]:
+        found = pod.link_lookup(ifname=request.ifname)
+        if not found:
+            return [f"interface {request.ifname} is missing in {request.netns}"]
+        idx = found[0]
+        problems = []
+        link = pod.get_links(idx)[0]
+        if not (link["flags"] & 1):
+            problems.append(f"{request.ifname} is down")
+        if link.get_attr("IFLA_MTU") != request.mtu:
+            problems.append(f"{request.ifname} has MTU {link.get_attr('IFLA_MTU')}, expected {request.mtu}")
+        have = {ipaddress.ip_address(a.get_attr("IFA_ADDRESS")) for a in pod.get_addr(index=idx)}
+        for address in request.addresses:
+            if address not in have:
+                problems.append(f"address {address} is missing on {request.ifname}")
+        versions = {a.version for a in request.addresses}
+        for version, gateway, family in ((4, GATEWAY_V4, socket.AF_INET), (6, GATEWAY_V6, socket.AF_INET6)):
+            if version not in versions:
+                continue
+            defaults = [r for r in pod.get_routes(family=family) if r["dst_len"] == 0 and r.get_attr("RTA_OIF") == idx]
+            if not any(r.get_attr("RTA_GATEWAY") == gateway for r in defaults):
+                problems.append(f"default route via {gateway} on {request.ifname} is missing")
+            neighbours = pod.get_neighbours(family=family, ifindex=idx)
+            if not any(n.get_attr("NDA_DST") == gateway and n.get_attr("NDA_LLADDR") == host_mac for n in neighbours):
+                problems.append(f"neighbour {gateway} → {host_mac} on {request.ifname} is missing")
+        return problems
