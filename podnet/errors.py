@@ -87,6 +87,12 @@ class TryAgainLater(CniSpecError):
     cni_code = 11
 
 
+class PluginNotAvailable(CniSpecError):
+    """STATUS: the plugin cannot serve ADD now (agent down, no free address)."""
+
+    cni_code = 50
+
+
 class IpamError(PodnetError):
     """IPAM could not allocate or release."""
 

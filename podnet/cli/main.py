@@ -11,7 +11,7 @@ from podnet import __version__
 from podnet.errors import PodnetError
 
 # Each module has register(subparsers) adding its commands; set ``func`` on every parser.
-COMMAND_MODULES: tuple[str, ...] = ("cni",)
+COMMAND_MODULES: tuple[str, ...] = ("cni", "agent")
 
 
 def build_parser() -> argparse.ArgumentParser:

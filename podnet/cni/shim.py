@@ -27,6 +27,7 @@ DEFAULT_SOCKET = "/run/podnet/agent.sock"
 API_PATH = "/v1/cni"
 TIMEOUT = 120.0
 CODE_INVALID_ENV = 4
+CODE_UNDECODABLE = 6
 CODE_TRY_AGAIN = 11
 CODE_NOT_AVAILABLE = 50
 CODE_AGENT_PROTOCOL = 999
@@ -37,30 +38,36 @@ class AgentUnreachable(Exception):
     """The agent's socket is missing, refuses us, or drops the connection mid-answer."""
 
 
-def scan_string_field(data: bytes, key: str) -> str | None:
-    """The value of a top-level string field, found without a JSON parser.
+class Undecodable(Exception):
+    """stdin is not a JSON object."""
 
-    Returns None when the key is absent; falls back to ``json`` when the text is anything but the
-    plain ``"key": "value"`` form (escapes, repeated keys, non-string values).
+
+def scan_string_field(data: bytes, key: str) -> str | None:
+    """The value of a top-level string field, found without a JSON parser when the text allows.
+
+    The fast path takes the plain ``"key": "value"`` form; anything else (escapes, a repeated or
+    absent key, a non-string value) falls back to ``json``. Returns None when the field is absent or
+    not a string; raises Undecodable when the fallback finds no JSON object.
     """
     needle = f'"{key}"'.encode()
     at = data.find(needle)
-    if at < 0:
-        return None
-    rest = data[at + len(needle) :].lstrip()
-    if rest[:1] == b":":
-        rest = rest[1:].lstrip()
-        end = rest.find(b'"', 1)
-        value = rest[1:end]
-        if rest[:1] == b'"' and end > 0 and b"\\" not in value and data.count(needle) == 1:
-            return value.decode("utf-8", "replace")
+    if at >= 0 and data.count(needle) == 1:
+        rest = data[at + len(needle) :].lstrip()
+        if rest[:1] == b":":
+            rest = rest[1:].lstrip()
+            end = rest.find(b'"', 1)
+            value = rest[1:end]
+            if rest[:1] == b'"' and end > 0 and b"\\" not in value:
+                return value.decode("utf-8", "replace")
     import json
 
     try:
         doc = json.loads(data)
-    except ValueError:
-        return None
-    found = doc.get(key) if isinstance(doc, dict) else None
+    except ValueError as exc:
+        raise Undecodable(str(exc)) from exc
+    if not isinstance(doc, dict):
+        raise Undecodable(f"a JSON {type(doc).__name__}, not an object")
+    found = doc.get(key)
     return found if isinstance(found, str) else None
 
 
@@ -119,7 +126,10 @@ def call_agent(path: str, request: bytes) -> tuple[int, bytes]:
 def error_document(data: bytes, code: int, msg: str, details: str) -> bytes:
     import json
 
-    version = scan_string_field(data, "cniVersion")
+    try:
+        version = scan_string_field(data, "cniVersion")
+    except Undecodable:
+        version = None
     doc: dict[str, Any] = {"cniVersion": version if version in SUPPORTED_VERSIONS else LATEST_VERSION}
     doc.update(code=code, msg=msg, details=details)
     return json.dumps(doc).encode() + b"\n"
@@ -128,7 +138,10 @@ def error_document(data: bytes, code: int, msg: str, details: str) -> bytes:
 def version_document(data: bytes) -> bytes:
     import json
 
-    version = scan_string_field(data, "cniVersion") if data.strip() else None
+    try:
+        version = scan_string_field(data, "cniVersion") if data.strip() else None
+    except Undecodable:
+        version = None
     doc = {"cniVersion": version if version in SUPPORTED_VERSIONS else LATEST_VERSION}
     return json.dumps({**doc, "supportedVersions": list(SUPPORTED_VERSIONS)}).encode() + b"\n"
 
@@ -138,7 +151,10 @@ def handle(environ: Mapping[str, str], data: bytes) -> tuple[int, bytes]:
     command = environ.get("CNI_COMMAND", "")
     if command == "VERSION":
         return 0, version_document(data)
-    socket_path = scan_string_field(data, "agentSocket") or DEFAULT_SOCKET
+    try:
+        socket_path = scan_string_field(data, "agentSocket") or DEFAULT_SOCKET
+    except Undecodable as exc:
+        return 1, error_document(data, CODE_UNDECODABLE, "network configuration on stdin is not valid JSON", str(exc))
     try:
         request = build_request(environ, data)
     except ValueError as exc:

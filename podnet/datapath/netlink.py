@@ -81,18 +81,24 @@ class NetlinkDatapath:
 
     # --- node -------------------------------------------------------------------------------------
 
+    def _sysctl(self, path: str, value: str) -> bool:
+        """Ensure a sysctl value; False when the knob does not exist (e.g. IPv6 disabled)."""
+        full = self.sysctl_root + path
+        try:
+            with open(full) as f:
+                if f.read().strip() == value:
+                    return True
+            with open(full, "w") as f:
+                f.write(value)
+        except FileNotFoundError:
+            return False
+        return True
+
     def prepare(self) -> None:
         """Turn on IPv4 and IPv6 forwarding in the agent's namespace (pods route through the host)."""
         for path, value in SYSCTLS.items():
-            full = self.sysctl_root + path
-            if not os.path.exists(full):
-                continue
-            with open(full) as f:
-                if f.read().strip() == value:
-                    continue
-            with open(full, "w") as f:
-                f.write(value)
-            log.info("sysctl %s=%s", path, value)
+            if self._sysctl(path, value):
+                log.debug("sysctl %s=%s", path, value)
 
     def host_veths(self) -> dict[str, str]:
         out = {}
@@ -176,6 +182,9 @@ class NetlinkDatapath:
         if idx is None:
             raise DatapathError(f"{host_veth} vanished while wiring")
         alias = f"{ALIAS_PREFIX}{request.container_id}:{request.ifname}"
+        # No duplicate address detection on the host side: a tentative link-local address would
+        # keep the host from resolving the pod's IPv6 address for the first second or two.
+        self._sysctl(f"/proc/sys/net/ipv6/conf/{host_veth}/accept_dad", "0")
         self.host.link("set", index=idx, state="up", ifalias=alias[:255])
         for address in request.addresses:
             family = socket.AF_INET if address.version == 4 else socket.AF_INET6

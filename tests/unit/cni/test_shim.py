@@ -88,6 +88,10 @@ def test_scan_string_field_falls_back_to_json() -> None:
     assert shim.scan_string_field(b'{"agentSocket": "/a\\u002esock"}', "agentSocket") == "/a.sock"
     assert shim.scan_string_field(b'{"x": 1}', "agentSocket") is None
     assert shim.scan_string_field(b'{"agentSocket": 5}', "agentSocket") is None
+    with pytest.raises(shim.Undecodable):
+        shim.scan_string_field(b"{nope", "agentSocket")
+    code, out = shim.handle(ENV, b"[1, 2]")
+    assert code == 1 and json.loads(out)["code"] == 6
 
 
 def test_parse_response_detects_truncation() -> None:
