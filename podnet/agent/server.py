@@ -32,6 +32,7 @@ class AgentConfig:
     socket_path: Path
     state_dir: Path
     mtu: int = 1500
+    node_ipv4: str | None = None
 
 
 @contextlib.contextmanager
@@ -79,7 +80,7 @@ def build_service(config: AgentConfig) -> tuple[CniService, NetlinkDatapath]:
         raise UsageError("--pod-cidr takes one IPv4 and/or one IPv6 CIDR")
     ipam = Ipam(DiskIpamStore(config.state_dir), cidrs)
     registry = EndpointRegistry(config.state_dir / "endpoints.json")
-    datapath = NetlinkDatapath()
+    datapath = NetlinkDatapath(node_ipv4=config.node_ipv4)
     return CniService(config.node_name, ipam, registry, datapath, config.mtu), datapath
 
 

@@ -17,6 +17,7 @@ def register(sub: Any) -> None:
     p.add_argument("--socket", default=DEFAULT_SOCKET, help="unix socket of the API (created mode 0600)")
     p.add_argument("--state-dir", type=Path, default=Path("/var/lib/podnet"), help="IPAM and endpoint state")
     p.add_argument("--mtu", type=int, default=1500, help="pod MTU when the network config sets none")
+    p.add_argument("--node-ip", default=None, help="IPv4 source of node→pod traffic (default: first global)")
     p.add_argument("--log-format", choices=("text", "json"), default="text", help="stderr log format")
     p.set_defaults(func=_agent)
 
@@ -36,7 +37,7 @@ def _agent(args: argparse.Namespace) -> int:
     from podnet.agent.server import AgentConfig, run_agent
 
     logs.setup(args.log_format)
-    config = AgentConfig(args.node_name, args.pod_cidr, Path(args.socket), args.state_dir, args.mtu)
+    config = AgentConfig(args.node_name, args.pod_cidr, Path(args.socket), args.state_dir, args.mtu, args.node_ip)
     return run_agent(config)
 
 

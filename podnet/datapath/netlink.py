@@ -1,11 +1,14 @@
 """Routed veth wiring with pyroute2 (no bridge).
 
 Per pod: a veth pair created in one message with the peer born inside the pod's netns; in the pod
-``<ifname>`` with /32 and /128 addresses, a permanent neighbour for the link-local gateways
-(169.254.1.1, fe80::1) pointing at the host veth's MAC, and default routes through them; on the host
-the veth (named ``pn…``, alias ``podnet:<container id>:<ifname>``) up, with a ``proto 201`` /32 (/128)
-route to each pod address. The host side resolves pod addresses by ordinary ARP/NDP, so a chained
-plugin that changes the pod's MAC (tuning) does not break the return path.
+``<ifname>`` with /32 and /128 addresses and default routes through the link-local gateways
+(169.254.1.1 on a scope-link route, fe80::1); on the host the veth (named ``pn…``, alias
+``podnet:<container id>:<ifname>``) up, with a ``proto 201`` /32 (/128) route to each pod address.
+
+Neighbours: the host veth itself owns the gateway addresses (169.254.1.1/32 with scope host, so the
+node never picks it as a source; fe80::1 without DAD), so it answers the pod's ARP/NDP for its
+gateway, and the host resolves pod addresses by ordinary ARP/NDP. No static entries: a chained plugin
+that changes the pod's MAC (tuning) flushes the pod's neighbour table, and everything still resolves.
 
 Threading rule: a :class:`NetlinkDatapath` is used from one thread at a time (the agent's worker);
 pod-side sockets are opened with :func:`podnet.datapath.netns.entered` and closed before returning.
@@ -41,8 +44,8 @@ from podnet.errors import DatapathError, InterfaceExists
 log = logging.getLogger("podnet.datapath")
 
 IFA_F_NODAD = 0x02
-NUD_PERMANENT = 0x80
 RT_SCOPE_LINK = 253
+RT_SCOPE_HOST = 254
 SYSCTLS = {"/proc/sys/net/ipv4/ip_forward": "1", "/proc/sys/net/ipv6/conf/all/forwarding": "1"}
 
 
@@ -64,8 +67,9 @@ def pod_netlink(netns: str) -> Iterator[Any]:
 class NetlinkDatapath:
     """:class:`podnet.datapath.backend.DatapathBackend` over rtnetlink."""
 
-    def __init__(self, *, sysctl_root: str = "") -> None:
+    def __init__(self, *, node_ipv4: str | None = None, sysctl_root: str = "") -> None:
         self.sysctl_root = sysctl_root
+        self.node_ipv4 = node_ipv4
         self._host: Any = None
 
     @property
@@ -99,6 +103,20 @@ class NetlinkDatapath:
         for path, value in SYSCTLS.items():
             if self._sysctl(path, value):
                 log.debug("sysctl %s=%s", path, value)
+        if self.node_ipv4 is None:
+            self.node_ipv4 = self._find_node_ipv4()
+        log.info("node address for pod routes", extra={"node_ipv4": self.node_ipv4})
+
+    def _find_node_ipv4(self) -> str | None:
+        """The first global IPv4 address outside podnet's veths: the source of host→pod traffic.
+
+        Without it the kernel may pick a host veth's 169.254.1.1 as the source of host→pod packets.
+        """
+        names = {link["index"]: _attr(link, "IFLA_IFNAME") or "" for link in self.host.get_links()}
+        for addr in self.host.get_addr(family=socket.AF_INET):
+            if addr["scope"] == 0 and not names.get(addr["index"], "").startswith(HOST_VETH_PREFIX):
+                return str(addr.get_attr("IFA_ADDRESS"))
+        return None
 
     def host_veths(self) -> dict[str, str]:
         out = {}
@@ -150,7 +168,7 @@ class NetlinkDatapath:
                     finally:
                         os.close(fd)
                     undo.callback(self.unwire, host_veth)
-                    self._wire_pod(pod, request, host_mac)
+                    self._wire_pod(pod, request)
                 self._wire_host(host_veth, request)
             except NetlinkError as exc:
                 raise DatapathError(f"wiring {request.container_id}/{request.ifname} failed: {exc}") from exc
@@ -159,7 +177,7 @@ class NetlinkDatapath:
             undo.pop_all()
         return Wiring(host_veth, host_mac, pod_mac)
 
-    def _wire_pod(self, pod: Any, request: WiringRequest, host_mac: str) -> None:
+    def _wire_pod(self, pod: Any, request: WiringRequest) -> None:
         idx = pod.link_lookup(ifname=request.ifname)[0]
         pod.link("set", index=idx, state="up")
         families = set()
@@ -168,13 +186,9 @@ class NetlinkDatapath:
             flags = IFA_F_NODAD if address.version == 6 else 0
             pod.addr("replace", index=idx, address=str(address), prefixlen=address.max_prefixlen, flags=flags)
         if 4 in families:
-            pod.neigh("replace", dst=GATEWAY_V4, lladdr=host_mac, ifindex=idx, state=NUD_PERMANENT)
             pod.route("replace", dst=f"{GATEWAY_V4}/32", oif=idx, scope=RT_SCOPE_LINK)
             pod.route("replace", dst="0.0.0.0/0", gateway=GATEWAY_V4, oif=idx)
         if 6 in families:
-            pod.neigh(
-                "replace", dst=GATEWAY_V6, lladdr=host_mac, ifindex=idx, state=NUD_PERMANENT, family=socket.AF_INET6
-            )
             pod.route("replace", dst="::/0", gateway=GATEWAY_V6, oif=idx, family=socket.AF_INET6)
 
     def _wire_host(self, host_veth: str, request: WiringRequest) -> None:
@@ -186,16 +200,18 @@ class NetlinkDatapath:
         # keep the host from resolving the pod's IPv6 address for the first second or two.
         self._sysctl(f"/proc/sys/net/ipv6/conf/{host_veth}/accept_dad", "0")
         self.host.link("set", index=idx, state="up", ifalias=alias[:255])
+        versions = {a.version for a in request.addresses}
+        if 4 in versions:
+            self.host.addr("replace", index=idx, address=GATEWAY_V4, prefixlen=32, scope=RT_SCOPE_HOST)
+        if 6 in versions:
+            self.host.addr("replace", index=idx, address=GATEWAY_V6, prefixlen=64, flags=IFA_F_NODAD)
         for address in request.addresses:
-            family = socket.AF_INET if address.version == 4 else socket.AF_INET6
-            self.host.route(
-                "replace",
-                dst=f"{address}/{address.max_prefixlen}",
-                oif=idx,
-                scope=RT_SCOPE_LINK if address.version == 4 else 0,
-                proto=ROUTE_PROTO,
-                family=family,
-            )
+            extra: dict[str, Any] = {"family": socket.AF_INET6}
+            if address.version == 4:
+                extra = {"family": socket.AF_INET, "scope": RT_SCOPE_LINK}
+                if self.node_ipv4:
+                    extra["prefsrc"] = self.node_ipv4
+            self.host.route("replace", dst=f"{address}/{address.max_prefixlen}", oif=idx, proto=ROUTE_PROTO, **extra)
 
     # --- check ------------------------------------------------------------------------------------
 
@@ -209,7 +225,11 @@ class NetlinkDatapath:
             problems.append(f"host veth {host_veth} is down")
         if not (_attr(link, "IFLA_IFALIAS") or "").startswith(ALIAS_PREFIX):
             problems.append(f"host veth {host_veth} lacks the podnet alias")
-        host_mac = _attr(link, "IFLA_ADDRESS")
+        have = {a.get_attr("IFA_ADDRESS") for a in self.host.get_addr(index=idx)}
+        versions = {a.version for a in request.addresses}
+        for version, gateway in ((4, GATEWAY_V4), (6, GATEWAY_V6)):
+            if version in versions and gateway not in have:
+                problems.append(f"gateway address {gateway} on {host_veth} is missing")
         for address in request.addresses:
             family = socket.AF_INET if address.version == 4 else socket.AF_INET6
             routes = self.host.get_routes(family=family, dst=str(address), dst_len=address.max_prefixlen, oif=idx)
@@ -218,10 +238,10 @@ class NetlinkDatapath:
         if not os.path.exists(request.netns):
             return [*problems, f"netns {request.netns} is missing"]
         with pod_netlink(request.netns) as pod:
-            problems.extend(self._check_pod(pod, request, host_mac))
+            problems.extend(self._check_pod(pod, request))
         return problems
 
-    def _check_pod(self, pod: Any, request: WiringRequest, host_mac: str) -> list[str]:
+    def _check_pod(self, pod: Any, request: WiringRequest) -> list[str]:
         found = pod.link_lookup(ifname=request.ifname)
         if not found:
             return [f"interface {request.ifname} is missing in {request.netns}"]
@@ -243,7 +263,4 @@ class NetlinkDatapath:
             defaults = [r for r in pod.get_routes(family=family) if r["dst_len"] == 0 and r.get_attr("RTA_OIF") == idx]
             if not any(r.get_attr("RTA_GATEWAY") == gateway for r in defaults):
                 problems.append(f"default route via {gateway} on {request.ifname} is missing")
-            neighbours = pod.get_neighbours(family=family, ifindex=idx)
-            if not any(n.get_attr("NDA_DST") == gateway and n.get_attr("NDA_LLADDR") == host_mac for n in neighbours):
-                problems.append(f"neighbour {gateway} → {host_mac} on {request.ifname} is missing")
         return problems

@@ -49,7 +49,7 @@ def agent(node: Node) -> Iterator[Agent]:
 
 @pytest.fixture
 def plugin(node: Node, agent: Agent) -> Plugin:
-    return Plugin.install(node.dir / "cni", agent.socket)
+    return Plugin.install(node.dir / "cni", agent.socket, node.name)
 
 
 @pytest.fixture

@@ -58,6 +58,44 @@ def addresses(netns: str, ifname: str) -> list[str]:
     return [f"{a['local']}/{a['prefixlen']}" for a in doc[0]["addr_info"] if a.get("scope") == "global"]
 
 
+TCP_SERVER = """
+import socket, sys
+s = socket.socket(socket.AF_INET6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::", int(sys.argv[1])))
+s.listen(8)
+print("ready", flush=True)
+while True:
+    c, peer = s.accept()
+    c.sendall(sys.argv[2].encode() + b" " + peer[0].encode())
+    c.close()
+"""
+
+
+def tcp_server(netns: str, port: int, banner: str) -> subprocess.Popen[str]:
+    """A TCP server in ``netns`` answering ``banner peer-address`` to every connection (IPv4 and IPv6)."""
+    cmd = ["ip", "netns", "exec", netns, sys.executable, "-c", TCP_SERVER, str(port), banner]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+    return proc
+
+
+TCP_CLIENT = """
+import socket, sys
+with socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5) as c:
+    print(c.recv(200).decode())
+"""
+
+
+def tcp_get(netns: str, host: str, port: int) -> str:
+    """Connect from ``netns`` to host:port and return what the server said ("" when it failed)."""
+    r = sh("ip", "netns", "exec", netns, sys.executable, "-c", TCP_CLIENT, host, str(port), check=False)
+    if r.returncode != 0:
+        print(f"tcp_get {netns} → {host}:{port} failed: {r.stderr.strip().splitlines()[-1:]}")
+    return r.stdout.strip()
+
+
 def ping(netns: str, address: str, count: int = 1) -> bool:
     r = sh("ip", "netns", "exec", netns, "ping", "-c", str(count), "-W", "2", address, check=False)
     return r.returncode == 0
@@ -157,12 +195,13 @@ class Plugin:
     bin_dir: Path
     conf_dir: Path
     socket: Path
+    run_in: str  # plugins run in the node's namespace, as a runtime on that node would run them
 
     @classmethod
-    def install(cls, where: Path, socket_path: Path) -> Plugin:
+    def install(cls, where: Path, socket_path: Path, run_in: str) -> Plugin:
         bin_dir, conf_dir = where / "bin", where / "net.d"
         install(bin_dir, conf_dir, socket_path=str(socket_path))
-        return cls(bin_dir, conf_dir, socket_path)
+        return cls(bin_dir, conf_dir, socket_path, run_in)
 
     @property
     def cni_path(self) -> str:
@@ -188,25 +227,27 @@ class Plugin:
         plugin: str = "podnet",
         env: dict[str, str] | None = None,
     ) -> CniCall:
-        base = {"CNI_COMMAND": command, "CNI_PATH": self.cni_path, "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+        path = os.environ.get("PATH", "") + ":/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin"
+        base = {"CNI_COMMAND": command, "CNI_PATH": self.cni_path, "PATH": path}
         if command not in ("VERSION", "STATUS", "GC"):
             base.update(CNI_CONTAINERID=container_id, CNI_NETNS=netns, CNI_IFNAME=ifname, CNI_ARGS=args)
         if env is not None:
             base = {**base, **env}
         data = conf if isinstance(conf, bytes) else json.dumps(conf).encode()
         exe = self.bin_dir / plugin if plugin == "podnet" else REFERENCE_PLUGINS / plugin
-        r = subprocess.run([str(exe)], input=data, env=base, capture_output=True, timeout=60)
+        cmd = ["ip", "netns", "exec", self.run_in, str(exe)]
+        r = subprocess.run(cmd, input=data, env=base, capture_output=True, timeout=60)
         out = r.stdout.decode().strip()
         return CniCall(r.returncode, json.loads(out) if out else None, r.stderr.decode())
 
-    def chain_add(self, plugins: list[dict[str, Any]], version: str, cid: str, netns: str, **kw: Any) -> Any:
+    def chain_add(self, plugins: list[dict[str, Any]], version: str, cid: str, netns: str) -> Any:
         """ADD through a conflist's plugins in order, each getting the previous result (as libcni does)."""
         prev = None
         for p in plugins:
             conf = {"cniVersion": version, "name": "podnet-test", **p}
             if prev is not None:
                 conf["prevResult"] = prev
-            call = self.exec("ADD", conf, cid, netns, plugin=p["type"], **kw)
+            call = self.exec("ADD", conf, cid, netns, plugin=p["type"])
             assert call.returncode == 0, (p["type"], call.doc, call.stderr)
             prev = call.doc
         return prev

@@ -145,6 +145,7 @@ def test_status_gc_and_version(plugin: Plugin, agent: Agent, node: Node, make_po
     assert len(podnet_veths(node.name)) == 1
     assert [link["ifname"] for link in links(drop)] == ["lo"]
     assert ping(keep, NODE_V4)
+    assert agent.socket.stat().st_mode & 0o777 == 0o600
     status = agent.get("/v1/status")
     assert status["healthy"] and status["endpoints"] == 1
     assert [p["used"] for p in status["ipam"]] == [1, 1]
