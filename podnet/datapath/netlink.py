@@ -197,8 +197,11 @@ class NetlinkDatapath:
             raise DatapathError(f"{host_veth} vanished while wiring")
         alias = f"{ALIAS_PREFIX}{request.container_id}:{request.ifname}"
         # No duplicate address detection on the host side: a tentative link-local address would
-        # keep the host from resolving the pod's IPv6 address for the first second or two.
+        # keep the host from resolving the pod's IPv6 address for the first second or two. And no
+        # IPv6 router role on the veth (forwarding is decided by conf/all): a router interface joins
+        # ff02::2 and anycast groups, which doubles the kernel's cost of deleting it on DEL.
         self._sysctl(f"/proc/sys/net/ipv6/conf/{host_veth}/accept_dad", "0")
+        self._sysctl(f"/proc/sys/net/ipv6/conf/{host_veth}/forwarding", "0")
         self.host.link("set", index=idx, state="up", ifalias=alias[:255])
         versions = {a.version for a in request.addresses}
         if 4 in versions:
