@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from collections.abc import Callable
 
 import pytest
@@ -149,6 +151,17 @@ def test_status_gc_and_version(plugin: Plugin, agent: Agent, node: Node, make_po
     status = agent.get("/v1/status")
     assert status["healthy"] and status["endpoints"] == 1
     assert [p["used"] for p in status["ipam"]] == [1, 1]
+    # the CLI over the same socket
+    cli = [sys.executable, "-m", "podnet.cli.main"]
+    out = sh(*cli, "endpoints", "--socket", str(agent.socket), "-o", "json").stdout
+    assert [e["container_id"] for e in json.loads(out)] == [f"c-{keep}"]
+    table = sh(*cli, "endpoints", "--socket", str(agent.socket)).stdout.splitlines()
+    assert table[0].split()[:3] == ["POD", "CONTAINER", "IFNAME"] and f"c-{keep}"[:12] in table[1]
+    text = sh(*cli, "status", "--socket", str(agent.socket)).stdout
+    assert "health:    ok" in text and "10.77.0.0/24  1/254 used" in text
+    agent.stop()
+    down = sh(*cli, "status", "--socket", str(agent.socket), check=False)
+    assert down.returncode != 0 and "not reachable" in down.stderr
 
 
 def test_agent_down_is_error_11(plugin: Plugin, agent: Agent, make_pod: Callable[[str], str]) -> None:
