@@ -39,6 +39,18 @@ class AtomicJsonFile:
         finally:
             os.close(fd)  # closing releases the flock
 
+    def signature(self) -> tuple[int, int, int] | None:
+        """(inode, size, mtime_ns) of the document, None when absent: equal signatures, same content.
+
+        Every write renames a new inode into place, so a document replaced by any writer changes
+        its signature even within one mtime tick.
+        """
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
+
     def read(self) -> dict[str, Any] | None:
         """The document, or None when it does not exist yet. Call with the lock held."""
         try:
@@ -56,7 +68,7 @@ class AtomicJsonFile:
     def write(self, doc: dict[str, Any]) -> None:
         """Replace the document atomically. Call with the lock held."""
         tmp = self.path.with_name(self.path.name + ".tmp")
-        data = json.dumps(doc, indent=1, sort_keys=True).encode()
+        data = json.dumps(doc, separators=(",", ":")).encode()
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             view = memoryview(data)

@@ -9,7 +9,7 @@ Invariant kept by the CNI service: an endpoint exists only while IPAM holds its 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +39,7 @@ class Endpoint:
         return Owner(self.container_id, self.ifname)
 
     def to_json(self) -> dict[str, Any]:
-        doc = asdict(self)
+        doc = {f.name: getattr(self, f.name) for f in fields(self)}
         doc["addresses"] = [str(a) for a in self.addresses]
         return doc
 
@@ -56,11 +56,13 @@ class EndpointRegistry:
     def __init__(self, path: Path | None, *, fsync: bool = True) -> None:
         self.file = AtomicJsonFile(path, fsync=fsync) if path is not None else None
         self._items: dict[Owner, Endpoint] = {}
+        self._json: dict[Owner, dict[str, Any]] = {}  # each record's JSON, encoded once at put
         if self.file is not None:
             with self.file.locked():
                 doc = self.file.read()
             if doc is not None:
                 self._items = self._decode(doc)
+                self._json = {o: e.to_json() for o, e in self._items.items()}
 
     def _decode(self, doc: dict[str, Any]) -> dict[Owner, Endpoint]:
         if doc.get("version") != FORMAT_VERSION:
@@ -74,7 +76,7 @@ class EndpointRegistry:
     def _flush(self) -> None:
         if self.file is None:
             return
-        doc = {"version": FORMAT_VERSION, "endpoints": [e.to_json() for _, e in sorted(self._items.items())]}
+        doc = {"version": FORMAT_VERSION, "endpoints": [self._json[o] for o in sorted(self._json)]}
         with self.file.locked():
             self.file.write(doc)
 
@@ -83,11 +85,13 @@ class EndpointRegistry:
 
     def put(self, endpoint: Endpoint) -> None:
         self._items[endpoint.owner] = endpoint
+        self._json[endpoint.owner] = endpoint.to_json()
         self._flush()
 
     def remove(self, owner: Owner) -> Endpoint | None:
         gone = self._items.pop(owner, None)
         if gone is not None:
+            del self._json[owner]
             self._flush()
         return gone
 

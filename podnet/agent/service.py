@@ -82,19 +82,23 @@ class CniService:
             "containerID": env_vars.get("CNI_CONTAINERID", ""),
             "ifname": env_vars.get("CNI_IFNAME", ""),
         }
+        log_file = None
         try:
             doc = protocol.decode_config(body)
             version = protocol.requested_version(doc)
+            log_file = doc.get("logFile") if isinstance(doc.get("logFile"), str) else None
             env = protocol.validate_env(env_vars)
             conf = protocol.validate_config(doc, env.command)
             result = self.dispatch(env, conf)
         except PodnetError as exc:
             ms = round((time.perf_counter() - started) * 1000, 2)
             log.warning("%s failed: %s", command, exc.message, extra={**fields, "code": exc.cni_code, "ms": ms})
+            _append_log(log_file, {**fields, "code": exc.cni_code, "msg": exc.message, "ms": ms})
             status = 400 if isinstance(exc, CniSpecError) else 500
             return Answer(status, json.dumps(protocol.error_from(exc, version)).encode())
         ms = round((time.perf_counter() - started) * 1000, 2)
         log.info("%s ok", command, extra={**fields, "ms": ms})
+        _append_log(conf.log_file, {**fields, "code": 0, "ms": ms})
         return Answer(200, json.dumps(result).encode() if result is not None else b"")
 
     def dispatch(self, env: CniEnv, conf: NetConf) -> dict[str, Any] | None:
@@ -246,6 +250,17 @@ class CniService:
             "endpoints": len(self.registry.all()),
             "ipam": [{"cidr": u.cidr, "size": u.size, "used": u.used} for u in self.ipam.usage()],
         }
+
+
+def _append_log(path: str | None, fields: dict[str, Any]) -> None:
+    """The network config's ``logFile``: one JSON line per plugin call. Never fails the call."""
+    if not path or not path.startswith("/"):
+        return
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"ts": round(time.time(), 3), **fields}) + "\n")
+    except OSError as exc:
+        log.warning("cannot write logFile %s: %s", path, exc)
 
 
 def _key(owner: Owner) -> tuple[str, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import ipaddress
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,13 +48,19 @@ class MemoryIpamStore:
         return copy.deepcopy(self._state)
 
 
+@functools.lru_cache(maxsize=65536)
+def _text(address: IPAddress) -> str:
+    """str() of an address, cached: formatting IPv6 addresses dominates encoding otherwise."""
+    return str(address)
+
+
 def encode_state(state: IpamState) -> dict[str, Any]:
     pools: dict[str, Any] = {}
     for key, pool in sorted(state.items()):
         pools[key] = {
             "last": str(pool.last) if pool.last is not None else None,
             "allocations": {
-                str(a): {"containerID": o.container_id, "ifname": o.ifname}
+                _text(a): {"containerID": o.container_id, "ifname": o.ifname}
                 for a, o in sorted(pool.allocations.items(), key=lambda item: int(item[0]))
             },
         }
@@ -81,26 +88,36 @@ class DiskIpamStore:
     """IPAM state in ``<dir>/ipam.json``; see :mod:`podnet.statefile` for the locking rule.
 
     Each transaction holds the file lock from read to write, so two processes sharing a state dir
-    never hand out the same address.
+    never hand out the same address. The decoded state is cached with the file's signature (inode,
+    size, mtime): while no other process has replaced the file, a transaction reuses the cache
+    instead of parsing the JSON again. A failed transaction drops the cache (the file is untouched).
     """
 
     def __init__(self, state_dir: Path, *, fsync: bool = True) -> None:
         self.file = AtomicJsonFile(state_dir / "ipam.json", fsync=fsync)
+        self._cache: tuple[tuple[int, int, int] | None, IpamState, dict[str, Any]] | None = None
 
-    def _load(self) -> IpamState:
+    def _load(self) -> tuple[IpamState, dict[str, Any]]:
+        signature = self.file.signature()
+        if self._cache is not None and self._cache[0] == signature and signature is not None:
+            return self._cache[1], self._cache[2]
         doc = self.file.read()
-        return {} if doc is None else decode_state(doc, str(self.file.path))
+        state = {} if doc is None else decode_state(doc, str(self.file.path))
+        encoded = encode_state(state)
+        self._cache = (signature, state, encoded)
+        return state, encoded
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[IpamState]:
         with self.file.locked():
-            state = self._load()
-            before = encode_state(state)
+            state, before = self._load()
+            self._cache = None  # the state is lent out: only a committed transaction may cache it
             yield state
             after = encode_state(state)
             if after != before:
                 self.file.write(after)
+            self._cache = (self.file.signature(), state, after)
 
     def snapshot(self) -> IpamState:
         with self.file.locked():
-            return self._load()
+            return copy.deepcopy(self._load()[0])

@@ -178,3 +178,11 @@ def test_reconcile_after_crash_and_persistence(tmp_path: Path, dp: FakeDatapath)
     assert [e.container_id for e in again.registry.all()] == ["live"]
     assert list(dp.links) == [host_veth_name("live", "eth0")]
     assert os.stat(tmp_path / "endpoints.json").st_mode & 0o777 == 0o600
+
+
+def test_log_file_gets_one_line_per_call(svc: CniService, tmp_path: Path) -> None:
+    log_file = tmp_path / "cni.log"
+    svc.call(env("ADD"), conf(logFile=str(log_file)))
+    svc.call(env("ADD"), conf(logFile=str(log_file)))
+    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
+    assert [(e["verb"], e["code"]) for e in lines] == [("ADD", 0), ("ADD", 113)]
