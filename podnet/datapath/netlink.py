@@ -10,6 +10,9 @@ node never picks it as a source; fe80::1 without DAD), so it answers the pod's A
 gateway, and the host resolves pod addresses by ordinary ARP/NDP. No static entries: a chained plugin
 that changes the pod's MAC (tuning) flushes the pod's neighbour table, and everything still resolves.
 
+The hot path (wire, unwire) speaks rtnetlink through :mod:`podnet.datapath.rtnl`; the queries
+(check, host_veths, start-up) use pyroute2.
+
 Threading rule: a :class:`NetlinkDatapath` is used from one thread at a time (the agent's worker);
 pod-side sockets are opened with :func:`podnet.datapath.netns.entered` and closed before returning.
 """
@@ -26,7 +29,6 @@ from collections.abc import Iterator
 from typing import Any
 
 from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 
 from podnet.cni.protocol import GATEWAY_V4, GATEWAY_V6
 from podnet.datapath.backend import (
@@ -39,6 +41,7 @@ from podnet.datapath.backend import (
     host_veth_name,
 )
 from podnet.datapath.netns import entered
+from podnet.datapath.rtnl import Rtnl
 from podnet.errors import DatapathError, InterfaceExists
 
 log = logging.getLogger("podnet.datapath")
@@ -71,6 +74,7 @@ class NetlinkDatapath:
         self.sysctl_root = sysctl_root
         self.node_ipv4 = node_ipv4
         self._host: Any = None
+        self._fast: Rtnl | None = None
 
     @property
     def host(self) -> Any:
@@ -82,6 +86,9 @@ class NetlinkDatapath:
         if self._host is not None:
             self._host.close()
             self._host = None
+        if self._fast is not None:
+            self._fast.close()
+            self._fast = None
 
     # --- node -------------------------------------------------------------------------------------
 
@@ -130,15 +137,21 @@ class NetlinkDatapath:
     # --- wiring -----------------------------------------------------------------------------------
 
     def _index(self, name: str) -> int | None:
-        found = self.host.link_lookup(ifname=name)
-        return found[0] if found else None
+        return self.fast.link_index(name)
+
+    @property
+    def fast(self) -> Rtnl:
+        """The hot path's rtnetlink socket in the agent's namespace."""
+        if self._fast is None:
+            self._fast = Rtnl()
+        return self._fast
 
     def unwire(self, host_veth: str) -> bool:
         """Delete the host veth (its peer and routes go with it). Absent is fine."""
         try:
-            self.host.link("del", ifname=host_veth)
-        except NetlinkError as exc:
-            if exc.code in (errno.ENODEV, errno.ENOENT, errno.EINVAL):
+            self.fast.del_link(host_veth)
+        except OSError as exc:
+            if exc.errno in (errno.ENODEV, errno.ENOENT):
                 return False
             raise DatapathError(f"cannot delete {host_veth}: {exc}") from exc
         return True
@@ -149,47 +162,55 @@ class NetlinkDatapath:
         pod_mac = attachment_mac(request.container_id, request.ifname, "pod")
         with contextlib.ExitStack() as undo:
             try:
-                with pod_netlink(request.netns) as pod:
-                    if pod.link_lookup(ifname=request.ifname):
-                        raise InterfaceExists(f"interface {request.ifname} already exists in {request.netns}")
-                    if self._index(host_veth) is not None:
-                        log.info("removing stale %s", host_veth)
-                        self.unwire(host_veth)
-                    fd = os.open(request.netns, os.O_RDONLY | os.O_CLOEXEC)
-                    try:
-                        self.host.link(
-                            "add",
-                            ifname=host_veth,
-                            kind="veth",
-                            address=host_mac,
-                            mtu=request.mtu,
-                            peer={"ifname": request.ifname, "net_ns_fd": fd, "address": pod_mac, "mtu": request.mtu},
-                        )
-                    finally:
-                        os.close(fd)
-                    undo.callback(self.unwire, host_veth)
+                fd = os.open(request.netns, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise DatapathError(f"cannot open netns {request.netns}: {exc}") from exc
+            try:
+                self._create_veth(request, host_veth, host_mac, pod_mac, fd)
+            finally:
+                os.close(fd)
+            undo.callback(self.unwire, host_veth)
+            try:
+                with entered(request.netns):
+                    pod = Rtnl()
+                with pod:
                     self._wire_pod(pod, request)
                 self._wire_host(host_veth, request)
-            except NetlinkError as exc:
-                raise DatapathError(f"wiring {request.container_id}/{request.ifname} failed: {exc}") from exc
             except OSError as exc:
-                raise DatapathError(f"cannot enter {request.netns}: {exc}") from exc
+                raise DatapathError(f"wiring {request.container_id}/{request.ifname} failed: {exc}") from exc
             undo.pop_all()
         return Wiring(host_veth, host_mac, pod_mac)
 
-    def _wire_pod(self, pod: Any, request: WiringRequest) -> None:
-        idx = pod.link_lookup(ifname=request.ifname)[0]
-        pod.link("set", index=idx, state="up")
+    def _create_veth(self, request: WiringRequest, host_veth: str, host_mac: str, pod_mac: str, fd: int) -> None:
+        """One RTM_NEWLINK; on EEXIST tell a stale host veth (removed, retried) from a taken pod ifname."""
+        for attempt in (1, 2):
+            try:
+                self.fast.add_veth(host_veth, host_mac, request.mtu, request.ifname, pod_mac, fd)
+                return
+            except OSError as exc:
+                if exc.errno != errno.EEXIST:
+                    raise DatapathError(f"cannot create veth {host_veth}: {exc}") from exc
+                if attempt == 1 and self._index(host_veth) is not None:
+                    log.info("removing stale %s", host_veth)
+                    self.unwire(host_veth)
+                    continue
+                raise InterfaceExists(f"interface {request.ifname} already exists in {request.netns}") from exc
+
+    def _wire_pod(self, pod: Rtnl, request: WiringRequest) -> None:
+        idx = pod.link_index(request.ifname)
+        if idx is None:
+            raise DatapathError(f"{request.ifname} vanished from {request.netns} while wiring")
+        pod.set_link(idx, up=True)
         families = set()
         for address in request.addresses:
             families.add(address.version)
             flags = IFA_F_NODAD if address.version == 6 else 0
-            pod.addr("replace", index=idx, address=str(address), prefixlen=address.max_prefixlen, flags=flags)
+            pod.replace_addr(idx, str(address), address.max_prefixlen, flags=flags)
         if 4 in families:
-            pod.route("replace", dst=f"{GATEWAY_V4}/32", oif=idx, scope=RT_SCOPE_LINK)
-            pod.route("replace", dst="0.0.0.0/0", gateway=GATEWAY_V4, oif=idx)
+            pod.replace_route(GATEWAY_V4, 32, idx, scope=RT_SCOPE_LINK)
+            pod.replace_route("0.0.0.0", 0, idx, gateway=GATEWAY_V4)
         if 6 in families:
-            pod.route("replace", dst="::/0", gateway=GATEWAY_V6, oif=idx, family=socket.AF_INET6)
+            pod.replace_route("::", 0, idx, gateway=GATEWAY_V6)
 
     def _wire_host(self, host_veth: str, request: WiringRequest) -> None:
         idx = self._index(host_veth)
@@ -202,19 +223,19 @@ class NetlinkDatapath:
         # ff02::2 and anycast groups, which doubles the kernel's cost of deleting it on DEL.
         self._sysctl(f"/proc/sys/net/ipv6/conf/{host_veth}/accept_dad", "0")
         self._sysctl(f"/proc/sys/net/ipv6/conf/{host_veth}/forwarding", "0")
-        self.host.link("set", index=idx, state="up", ifalias=alias[:255])
+        self.fast.set_link(idx, up=True, alias=alias[:255])
         versions = {a.version for a in request.addresses}
         if 4 in versions:
-            self.host.addr("replace", index=idx, address=GATEWAY_V4, prefixlen=32, scope=RT_SCOPE_HOST)
+            self.fast.replace_addr(idx, GATEWAY_V4, 32, scope=RT_SCOPE_HOST)
         if 6 in versions:
-            self.host.addr("replace", index=idx, address=GATEWAY_V6, prefixlen=64, flags=IFA_F_NODAD)
+            self.fast.replace_addr(idx, GATEWAY_V6, 64, flags=IFA_F_NODAD)
         for address in request.addresses:
-            extra: dict[str, Any] = {"family": socket.AF_INET6}
             if address.version == 4:
-                extra = {"family": socket.AF_INET, "scope": RT_SCOPE_LINK}
-                if self.node_ipv4:
-                    extra["prefsrc"] = self.node_ipv4
-            self.host.route("replace", dst=f"{address}/{address.max_prefixlen}", oif=idx, proto=ROUTE_PROTO, **extra)
+                self.fast.replace_route(
+                    str(address), 32, idx, scope=RT_SCOPE_LINK, proto=ROUTE_PROTO, prefsrc=self.node_ipv4
+                )
+            else:
+                self.fast.replace_route(str(address), 128, idx, proto=ROUTE_PROTO)
 
     # --- check ------------------------------------------------------------------------------------
 
