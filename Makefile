@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 
-.PHONY: demo test setup system lint typecheck unit net clean
+.PHONY: demo test setup system lint typecheck unit net bench-cni clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh scripts/debian-packages.txt
 	bash scripts/bootstrap.sh "$(PYTHON)" "$(VENV)"
@@ -31,6 +31,12 @@ test: setup
 	$(BIN)/ruff format --check podnet tests benchmarks
 	$(BIN)/mypy
 	$(BIN)/pytest -q tests
+
+net: setup
+	$(BIN)/pytest -q tests/net
+
+bench-cni: setup
+	$(BIN)/python benchmarks/cni_latency.py --pods 100
 
 demo: setup
 	bash scripts/demo.sh

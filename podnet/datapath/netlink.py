@@ -40,9 +40,9 @@ from podnet.datapath.backend import (
     attachment_mac,
     host_veth_name,
 )
-from podnet.datapath.netns import entered
+from podnet.datapath.netns import entered, same_as_current
 from podnet.datapath.rtnl import Rtnl
-from podnet.errors import DatapathError, InterfaceExists
+from podnet.errors import DatapathError, InterfaceExists, InvalidEnvironment
 
 log = logging.getLogger("podnet.datapath")
 
@@ -165,6 +165,9 @@ class NetlinkDatapath:
                 fd = os.open(request.netns, os.O_RDONLY | os.O_CLOEXEC)
             except OSError as exc:
                 raise DatapathError(f"cannot open netns {request.netns}: {exc}") from exc
+            if same_as_current(request.netns):
+                os.close(fd)
+                raise InvalidEnvironment(f"CNI_NETNS {request.netns} is the node's own network namespace")
             try:
                 self._create_veth(request, host_veth, host_mac, pod_mac, fd)
             finally:

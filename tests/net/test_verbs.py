@@ -97,6 +97,9 @@ def test_bad_inputs_answer_spec_errors_and_change_nothing(
         assert call.doc["code"] == code, call.doc
         assert needle in call.doc["msg"], call.doc
         assert set(call.doc) >= {"cniVersion", "code", "msg"}
+    # the node's own namespace is never a pod
+    own = plugin.exec("ADD", plugin.conf(), "c1", f"/run/netns/{node.name}")
+    assert own.returncode != 0 and own.doc["code"] == 4 and "own network namespace" in own.doc["msg"]
     # an interface that already exists in the pod
     sh("ip", "-n", pod, "link", "add", "eth0", "type", "veth", "peer", "name", "other0")
     exists = plugin.exec("ADD", plugin.conf(), "c1", ns)
