@@ -60,6 +60,8 @@ def env_from_headers(headers: Mapping[str, str]) -> dict[str, str]:
 
 
 class CniService:
+    """The verbs over one IPAM, one endpoint registry and one datapath backend (see module docstring)."""
+
     def __init__(
         self, node_name: str, ipam: Ipam, registry: EndpointRegistry, datapath: DatapathBackend, default_mtu: int
     ) -> None:
@@ -96,6 +98,10 @@ class CniService:
             _append_log(log_file, {**fields, "code": exc.cni_code, "msg": exc.message, "ms": ms})
             status = 400 if isinstance(exc, CniSpecError) else 500
             return Answer(status, json.dumps(protocol.error_from(exc, version)).encode())
+        except Exception as exc:  # a bug or an unexpected OS error: the verb's undo stack already ran
+            log.exception("%s crashed", command, extra=fields)
+            doc = protocol.error_document(version, PodnetError.cni_code, f"podnet agent: {exc!r}")
+            return Answer(500, json.dumps(doc).encode())
         ms = round((time.perf_counter() - started) * 1000, 2)
         log.info("%s ok", command, extra={**fields, "ms": ms})
         _append_log(conf.log_file, {**fields, "code": 0, "ms": ms})

@@ -1,4 +1,4 @@
-"""Routed veth wiring with pyroute2 (no bridge).
+"""Routed veth wiring over rtnetlink (no bridge).
 
 Per pod: a veth pair created in one message with the peer born inside the pod's netns; in the pod
 ``<ifname>`` with /32 and /128 addresses and default routes through the link-local gateways

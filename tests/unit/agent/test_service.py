@@ -186,3 +186,13 @@ def test_log_file_gets_one_line_per_call(svc: CniService, tmp_path: Path) -> Non
     svc.call(env("ADD"), conf(logFile=str(log_file)))
     lines = [json.loads(line) for line in log_file.read_text().splitlines()]
     assert [(e["verb"], e["code"]) for e in lines] == [("ADD", 0), ("ADD", 113)]
+
+
+def test_unexpected_errors_become_cni_errors(svc: CniService, dp: FakeDatapath) -> None:
+    def boom(request: WiringRequest) -> Wiring:
+        raise RuntimeError("surprise")
+
+    dp.wire = boom  # type: ignore[method-assign]
+    answer = svc.call(env("ADD"), conf())
+    assert answer.status == 500 and "surprise" in json.loads(answer.body)["msg"]
+    assert svc.ipam.owners() == {}
