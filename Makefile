@@ -9,7 +9,7 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 # Python trees that ruff checks.
 PY_TREES := podnet tests benchmarks scripts
 
-.PHONY: demo test setup system lint typecheck unit net clean
+.PHONY: demo test setup system lint typecheck unit net bench-cni clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh scripts/debian-packages.txt
 	bash scripts/bootstrap.sh "$(PYTHON)" "$(VENV)"
@@ -33,6 +33,12 @@ test: setup
 	$(BIN)/ruff format --check $(PY_TREES)
 	$(BIN)/mypy
 	$(BIN)/pytest -q tests
+
+net: setup
+	$(BIN)/pytest -q tests/net
+
+bench-cni: setup
+	$(BIN)/python benchmarks/cni_latency.py --pods 100
 
 demo: setup
 	bash scripts/demo.sh
