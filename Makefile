@@ -6,8 +6,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
+# Python trees that ruff checks.
+PY_TREES := podnet tests benchmarks scripts
 
-.PHONY: demo test setup system lint typecheck unit net clean
+.PHONY: demo test setup system lint typecheck unit net bench-cni clean
 
 $(STAMP): pyproject.toml scripts/bootstrap.sh scripts/debian-packages.txt
 	bash scripts/bootstrap.sh "$(PYTHON)" "$(VENV)"
@@ -17,8 +19,8 @@ $(STAMP): pyproject.toml scripts/bootstrap.sh scripts/debian-packages.txt
 setup: $(STAMP)
 
 lint: setup
-	$(BIN)/ruff check podnet tests benchmarks
-	$(BIN)/ruff format --check podnet tests benchmarks
+	$(BIN)/ruff check $(PY_TREES)
+	$(BIN)/ruff format --check $(PY_TREES)
 
 typecheck: setup
 	$(BIN)/mypy
@@ -27,10 +29,16 @@ unit: setup
 	$(BIN)/pytest -q tests/unit
 
 test: setup
-	$(BIN)/ruff check podnet tests benchmarks
-	$(BIN)/ruff format --check podnet tests benchmarks
+	$(BIN)/ruff check $(PY_TREES)
+	$(BIN)/ruff format --check $(PY_TREES)
 	$(BIN)/mypy
 	$(BIN)/pytest -q tests
+
+net: setup
+	$(BIN)/pytest -q tests/net
+
+bench-cni: setup
+	$(BIN)/python benchmarks/cni_latency.py --pods 100
 
 demo: setup
 	bash scripts/demo.sh

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from podnet.k8s.model import PROTOCOLS, Protocol
 from podnet.policy.compiler import CompiledPolicy, Decision
-from podnet.policy.ports import MAX_PORT, MIN_PORT, PortTable, Span
+from podnet.policy.ports import MAX_PORT, MIN_PORT, PortTable, Span, subtract
 
 FULL: tuple[Span, ...] = ((MIN_PORT, MAX_PORT),)
 
@@ -38,16 +38,7 @@ class Connections:
         for proto, spans in self.spans:
             rest = list(spans)
             for lo, hi in other.get(proto):
-                nxt: list[Span] = []
-                for a, b in rest:
-                    if b < lo or a > hi:
-                        nxt.append((a, b))
-                        continue
-                    if a < lo:
-                        nxt.append((a, lo - 1))
-                    if b > hi:
-                        nxt.append((hi + 1, b))
-                rest = nxt
+                rest = subtract(rest, lo, hi)[1]
             if rest:
                 out[proto] = rest
         return Connections.of(out)

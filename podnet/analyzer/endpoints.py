@@ -89,9 +89,10 @@ class Resolver:
         """Every pod (workload templates without pods included) and one address per external range."""
         out = [self.pod_endpoint(p) for p in sorted(self.compiled.cluster.pods, key=lambda p: (p.namespace, p.name))]
         ids = self.compiled.identities
+        taken = set(self._by_ip)  # a pod's address stands for the pod, never for an outside range
         for cidr in ids.cidrs:
             children = [c for c in ids.cidrs if c != cidr and c.version == cidr.version and c.subnet_of(cidr)]  # type: ignore[arg-type]
-            addr = _representative(cidr, children)
+            addr = _representative(cidr, children, taken)
             if addr is None:
                 continue
             label = str(cidr)
@@ -104,14 +105,14 @@ class Resolver:
             tops = [c for c in ids.cidrs if c.version == version]
             if everything in tops or (version == 6 and not tops):
                 continue
-            addr = _representative(everything, tops)
+            addr = _representative(everything, tops, taken)
             if addr is not None:
                 out.append(Endpoint("world" if version == 4 else "world-v6", world, None, addr, everything))
         return out
 
 
-def _representative(cidr: IPNetwork, holes: list[IPNetwork]) -> IPAddress | None:
-    """An address of ``cidr`` outside every hole, or None when the holes cover it."""
+def _representative(cidr: IPNetwork, holes: list[IPNetwork], taken: set[IPAddress]) -> IPAddress | None:
+    """An address of ``cidr`` outside every hole and not ``taken`` (by a pod), or None when there is none."""
     candidates = [cidr]
     for hole in sorted(holes, key=lambda h: h.prefixlen):
         nxt: list[IPNetwork] = []
@@ -125,5 +126,10 @@ def _representative(cidr: IPNetwork, holes: list[IPNetwork]) -> IPAddress | None
         candidates = nxt
         if not candidates:
             return None
-    best = min(candidates, key=lambda c: c.prefixlen)
-    return best.network_address + (1 if best.num_addresses > 2 else 0)
+    for best in sorted(candidates, key=lambda c: c.prefixlen):
+        # at most len(taken) + 1 tries in all: every miss is a distinct taken address
+        for offset in range(1 if best.num_addresses > 2 else 0, best.num_addresses):
+            addr = best.network_address + offset
+            if addr not in taken:
+                return addr
+    return None

@@ -21,13 +21,15 @@ class Cell:
 
 
 def matrix(resolver: Resolver, endpoints: list[Endpoint] | None = None) -> list[Cell]:
-    """Every ordered pair of distinct endpoints, at least one of them a pod."""
+    """Every ordered pair of endpoints, at least one of them a pod; a workload also to itself (replica to replica)."""
     eps = endpoints if endpoints is not None else resolver.endpoints()
     compiled = resolver.compiled
     cells: list[Cell] = []
     for src in eps:
         for dst in eps:
-            if src.ref == dst.ref or (not src.is_pod and not dst.is_pod):
+            if (src.ref == dst.ref and (src.pod is None or src.pod.kind == "Pod")) or (
+                not src.is_pod and not dst.is_pod
+            ):
                 continue
             cells.append(Cell(src, dst, connections(compiled, src.identity, dst.identity, src.is_pod, dst.is_pod)))
     return cells

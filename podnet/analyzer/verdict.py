@@ -10,7 +10,7 @@ from typing import Any
 from podnet.analyzer.endpoints import Endpoint, Resolver
 from podnet.errors import PodnetError
 from podnet.k8s.model import PROTOCOLS, Protocol
-from podnet.policy.compiler import ConnectionVerdict, Decision
+from podnet.policy.compiler import DEFAULT_ALLOW, ConnectionVerdict, Decision
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +20,10 @@ class Answer:
     protocol: Protocol
     port: int
     verdict: ConnectionVerdict
+
+    @property
+    def same_pod(self) -> bool:
+        return same_pod(self.src, self.dst)
 
     @property
     def word(self) -> str:
@@ -39,6 +43,9 @@ class Answer:
 
     def text(self) -> str:
         lines = [f"{self.word}: {self.src.ref} -> {self.dst.ref} {self.protocol}/{self.port}"]
+        if self.same_pod:
+            lines.append("  same pod on both ends: a pod may always talk to itself")
+            return "\n".join(lines)
         for side, decision, who in (
             ("egress", self.verdict.egress, self.src),
             ("ingress", self.verdict.ingress, self.dst),
@@ -59,6 +66,15 @@ def _side(decision: Decision | None) -> dict[str, Any] | None:
     return out
 
 
+def same_pod(src: Endpoint, dst: Endpoint) -> bool:
+    """Both ends are one Pod (by name, owner name or address): its traffic to itself is always allowed.
+
+    A workload's pod template stands for all its replicas, so a workload to itself means one replica
+    to another, which policy governs like any other pair.
+    """
+    return src.pod is not None and src.pod is dst.pod and src.pod.kind == "Pod"
+
+
 def protocol_of(text: object) -> Protocol:
     value = str(text).upper()
     for p in PROTOCOLS:
@@ -71,9 +87,7 @@ def answer(resolver: Resolver, src_ref: str, dst_ref: str, protocol: Protocol, p
     src = resolver.resolve(src_ref)
     dst = resolver.resolve(dst_ref)
     number = resolver.port_number(dst, protocol, port)
-    if src.pod is not None and src == dst:
-        from podnet.policy.compiler import DEFAULT_ALLOW
-
+    if same_pod(src, dst):
         return Answer(src, dst, protocol, number, ConnectionVerdict(True, DEFAULT_ALLOW, DEFAULT_ALLOW))
     return Answer(src, dst, protocol, number, resolver.compiled.decide(src.identity, dst.identity, protocol, number))
 
@@ -96,17 +110,19 @@ def batch(resolver: Resolver, lines: Iterable[str]) -> Iterator[str]:
             continue
         try:
             q = loads(text)
-            if not isinstance(q, dict) or not q:
-                raise PodnetError("each query must be a non-empty JSON object")
+            if not isinstance(q, dict):
+                raise PodnetError("each query must be a JSON object")
             proto = protocol_of(q.get("protocol", "TCP"))
             src = resolve(str(q["from"]))
             dst = resolve(str(q["to"]))
             raw_port = q["port"]
             if type(raw_port) is int and 0 < raw_port < 65536:
                 port = raw_port
+            elif type(raw_port) is int or isinstance(raw_port, str):
+                port = resolver.port_number(dst, proto, raw_port)
             else:
-                port = resolver.port_number(dst, proto, raw_port if isinstance(raw_port, int) else str(raw_port))
-            if src.pod is not None and src == dst:
+                raise PodnetError(f"port {dumps(raw_port)}: must be a number or a port name")
+            if same_pod(src, dst):
                 yield text[:-1] + self_tail
                 continue
             v = decide(src.identity, dst.identity, proto, port)

@@ -12,8 +12,9 @@ from podnet.analyzer import lint as lint_mod
 from podnet.analyzer import matrix as matrix_mod
 from podnet.analyzer.endpoints import Resolver
 from podnet.analyzer.verdict import answer, batch, protocol_of
-from podnet.errors import UsageError
+from podnet.errors import PodnetError, UsageError
 from podnet.k8s.manifests import load_documents
+from podnet.k8s.model import Protocol
 from podnet.k8s.parse import build_cluster
 from podnet.policy.compiler import compile_cluster
 from podnet.policy.explain import Explainer, render_side
@@ -30,10 +31,16 @@ def _port(text: str) -> int | str:
     return int(text) if text.isdigit() else text
 
 
+def _protocol(text: str) -> Protocol:
+    try:
+        return protocol_of(text)
+    except PodnetError as exc:  # argparse reports it with the usage line, exit code 2
+        raise argparse.ArgumentTypeError(exc.message) from exc
+
+
 def _add_files(p: argparse.ArgumentParser, dest: str = "files", flag: str = "-f") -> None:
     p.add_argument(
-        flag,
-        "--filename" if flag == "-f" else flag,
+        *((flag, "--filename") if flag == "-f" else (flag,)),
         dest=dest,
         action="append",
         required=True,
@@ -45,7 +52,7 @@ def _add_files(p: argparse.ArgumentParser, dest: str = "files", flag: str = "-f"
 def _add_query(p: argparse.ArgumentParser, required: bool) -> None:
     p.add_argument("--from", dest="src", required=required, metavar="REF", help="ns/name or ip:ADDR")
     p.add_argument("--to", dest="dst", required=required, metavar="REF", help="ns/name or ip:ADDR")
-    p.add_argument("--protocol", default="TCP", type=protocol_of, help="TCP, UDP or SCTP (default TCP)")
+    p.add_argument("--protocol", default="TCP", type=_protocol, help="TCP, UDP or SCTP (default TCP)")
     p.add_argument("--port", type=_port, required=required, help="number, or a named port of the destination")
 
 
@@ -89,7 +96,10 @@ def cmd_verdict(args: argparse.Namespace) -> int:
     if args.queries:
         if args.output == "text":
             args.output = "jsonl"
-        stream = sys.stdin if args.queries == "-" else open(args.queries, encoding="utf-8")  # noqa: SIM115
+        try:
+            stream = sys.stdin if args.queries == "-" else open(args.queries, encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise UsageError(f"--queries {args.queries}: {exc.strerror}") from exc
         with stream:
             out = sys.stdout
             for line in batch(resolver, stream):
@@ -116,11 +126,11 @@ def cmd_explain(args: argparse.Namespace) -> int:
     ans = answer(resolver, args.src, args.dst, args.protocol, args.port)
     explainer = Explainer(resolver.compiled)
     sides = []
-    if ans.src.is_pod and ans.src != ans.dst:
+    if ans.src.is_pod and not ans.same_pod:
         side = explainer.side(ans.src.identity, "egress", ans.dst.identity, ans.protocol, ans.port)
         side.pod = ans.src.ref
         sides.append(side)
-    if ans.dst.is_pod and ans.src != ans.dst:
+    if ans.dst.is_pod and not ans.same_pod:
         side = explainer.side(ans.dst.identity, "ingress", ans.src.identity, ans.protocol, ans.port)
         side.pod = ans.dst.ref
         sides.append(side)
@@ -129,13 +139,15 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print(json.dumps({**ans.to_json(), "sides": [s.to_json() for s in sides]}, indent=2))
     else:
         lines = [f"Connection {ans.src.ref} -> {ans.dst.ref} {ans.protocol}/{ans.port}: {word}", ""]
-        if not sides:
+        if ans.same_pod:
             lines.append("both ends are the same pod: traffic stays inside it and no policy applies")
+        elif not sides:
+            lines.append("neither end is a pod: no policy of the cluster applies")
         for side in sides:
             lines += render_side(side)
             lines.append("")
         for label, who in (("source", ans.src), ("destination", ans.dst)):
-            if not who.is_pod:
+            if not who.is_pod and sides:
                 lines.append(f"{label} {who.ref} is outside the cluster: only the other side's policy applies")
         lines.append(f"verdict: {word}")
         print("\n".join(lines).rstrip())

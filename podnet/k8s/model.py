@@ -18,13 +18,21 @@ NS_NAME_LABEL = "kubernetes.io/metadata.name"
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Where an object came from: file (or ``-`` for stdin) and document index (from 0)."""
+    """Where an object came from: file (or ``-`` for stdin) and document index (from 0).
+
+    ``items`` holds the indexes inside ``kind: List`` documents (outermost first), empty otherwise.
+    """
 
     file: str
     doc: int
+    items: tuple[int, ...] = ()
 
     def __str__(self) -> str:
-        return f"{self.file}[doc {self.doc}]"
+        return f"{self.file}[doc {self.doc}]" + "".join(f".items[{i}]" for i in self.items)
+
+    def item_source(self, index: int) -> Source:
+        """Where item ``index`` of the List at this source came from."""
+        return Source(self.file, self.doc, (*self.items, index))
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +167,11 @@ class AdminPeer:
     namespace_selector: LabelSelector | None = None
     pod_selector: LabelSelector | None = None
     networks: tuple[IPNetwork, ...] = ()
+    nodes: LabelSelector | None = None  # node peers: podnet models no nodes offline, so they select nothing
 
     def describe(self) -> str:
+        if self.nodes is not None:
+            return f"nodes {self.nodes.describe()}"
         if self.networks:
             return f"networks {', '.join(str(n) for n in self.networks)}"
         ns = self.namespace_selector.describe() if self.namespace_selector is not None else "{}"

@@ -20,20 +20,22 @@ _NAME = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 
 
-def label_key_error(key: str) -> str | None:
+def label_key_error(key: object) -> str | None:
     """Why ``key`` is not a valid qualified label key, or None when it is."""
-    if not isinstance(key, str) or not key:
+    if not isinstance(key, str):
+        return "must be a string"
+    if not key:
         return "name part must be non-empty"
     prefix, _, name = key.rpartition("/")
     if "/" in key and not prefix:
         return "prefix part must be non-empty"
-    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.match(prefix)):
+    if prefix and (len(prefix) > 253 or not _DNS1123_SUBDOMAIN.fullmatch(prefix)):
         return "prefix part must be a lowercase RFC 1123 subdomain"
     if not name:
         return "name part must be non-empty"
     if len(name) > 63:
         return "name part must be no more than 63 characters"
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         return (
             "name part must consist of alphanumeric characters, '-', '_' or '.', "
             "and must start and end with an alphanumeric character"
@@ -49,7 +51,7 @@ def label_value_error(value: object) -> str | None:
         return None
     if len(value) > 63:
         return "must be no more than 63 characters"
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         return (
             "a valid label must be an empty string or consist of alphanumeric characters, "
             "'-', '_' or '.', and must start and end with an alphanumeric character"

@@ -1,1 +1,1 @@
-"""The lab: a Kubernetes network on one machine (nodes and pods are network namespaces)."""
+"""The lab: a multi-node Kubernetes network on one machine, made of network namespaces."""

@@ -62,6 +62,8 @@ class SelectorCache:
 
     def admin_peer(self, peer: AdminPeer) -> IdSet:
         """Identities an (B)ANP subject or peer selects."""
+        if peer.nodes is not None:
+            return frozenset()
         if peer.networks:
             out: set[int] = set()
             for net in peer.networks:

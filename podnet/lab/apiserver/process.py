@@ -65,8 +65,16 @@ def running(state_dir: Path) -> ApiServerProcess | None:
     return ApiServerProcess(pid, _url(state_dir), state_dir / KUBECONFIG_FILE)
 
 
-def start(state_dir: Path, port: int = 0, event_log_size: int = 10000, timeout: float = 20.0) -> ApiServerProcess:
-    """Start the API server in the background (or return the one already running) once it listens."""
+def start(
+    state_dir: Path,
+    port: int = 0,
+    event_log_size: int = 10000,
+    timeout: float = 20.0,
+    extra_args: tuple[str, ...] = (),
+) -> ApiServerProcess:
+    """Start the API server in the background (or return the one already running) once it listens.
+
+    ``extra_args`` are more ``podnet lab apiserver`` options (``--host``, ``--name``, ``--no-auth``)."""
     existing = running(state_dir)
     if existing is not None:
         return existing
@@ -74,7 +82,7 @@ def start(state_dir: Path, port: int = 0, event_log_size: int = 10000, timeout: 
     log_path = state_dir / LOG_FILE
     cmd = [
         sys.executable, "-m", "podnet.cli.main", "lab", "apiserver", "--state-dir", str(state_dir.resolve()),
-        "--port", str(port), "--event-log-size", str(event_log_size),
+        "--port", str(port), "--event-log-size", str(event_log_size), *extra_args,
     ]  # fmt: skip
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(

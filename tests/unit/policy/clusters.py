@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 KEYS = ["app", "tier"]
 VALUES = ["a", "b", "c"]
 NAMESPACES = ["ns1", "ns2", "ns3"]
-CIDRS = ["10.0.0.0/24", "10.0.0.0/25", "10.0.0.128/25", "10.0.0.0/28", "0.0.0.0/0", "192.168.0.0/16"]
+CIDRS = ["10.0.0.0/24", "10.0.0.0/25", "10.0.0.128/25", "10.0.0.0/28", "0.0.0.0/0", "192.168.0.0/16", "fd00::/64"]
 EXCEPTS = {
     "10.0.0.0/24": ["10.0.0.0/25", "10.0.0.0/28", "10.0.0.128/26"],
     "10.0.0.0/25": ["10.0.0.0/28", "10.0.0.64/26"],
@@ -17,10 +17,23 @@ EXCEPTS = {
     "10.0.0.0/28": ["10.0.0.8/29"],
     "0.0.0.0/0": ["10.0.0.0/24", "10.0.0.0/8", "192.168.0.0/16"],
     "192.168.0.0/16": ["192.168.1.0/24"],
+    "fd00::/64": ["fd00::/120", "fd00::100/120"],
 }
 PORT_NAMES = ["http", "dns", "metrics"]
 PORTS = [53, 80, 443, 8080, 9090]
-ADDRESSES = ["10.0.0.3", "10.0.0.9", "10.0.0.100", "10.0.0.130", "10.0.0.200", "192.168.1.5", "192.168.7.7", "8.8.8.8"]
+ADDRESSES = [
+    "10.0.0.3",
+    "10.0.0.9",
+    "fd00::5",
+    "10.0.0.100",
+    "10.0.0.130",
+    "10.0.0.200",
+    "fd00::1:1",
+    "192.168.1.5",
+    "192.168.7.7",
+    "8.8.8.8",
+    "2001:db8::1",
+]
 
 labels = st.dictionaries(st.sampled_from(KEYS), st.sampled_from(VALUES), max_size=2)
 
@@ -116,12 +129,14 @@ def network_policy(draw: st.DrawFn, index: int) -> dict[str, Any]:
 
 @st.composite
 def admin_peer(draw: st.DrawFn, egress: bool) -> dict[str, Any]:
-    kinds = ["namespaces", "pods"] + (["networks"] if egress else [])
+    kinds = ["namespaces", "pods"] + (["networks", "nodes"] if egress else [])
     kind = draw(st.sampled_from(kinds))
     if kind == "namespaces":
         return {"namespaces": draw(ns_selector())}
     if kind == "pods":
         return {"pods": {"namespaceSelector": draw(ns_selector()), "podSelector": draw(selector())}}
+    if kind == "nodes":
+        return {"nodes": draw(selector())}
     return {"networks": draw(st.lists(st.sampled_from(CIDRS), min_size=1, max_size=2, unique=True))}
 
 

@@ -24,6 +24,8 @@ def _np_peer(cluster: Cluster, peer: Peer, np_ns: str, other: Party) -> bool:
 
 
 def _admin_peer(cluster: Cluster, peer: AdminPeer, other: Party) -> bool:
+    if peer.nodes is not None:
+        return False
     if peer.networks:
         return any(a in n for n in peer.networks for a in _addrs(other) if a.version == n.version)
     if not isinstance(other, Pod):

@@ -1,0 +1,1 @@
+"""The node agent: endpoint registry, CNI service, HTTP API on a unix socket."""

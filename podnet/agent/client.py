@@ -1,0 +1,37 @@
+"""A small client of the agent's API for the CLI (http.client over the unix socket)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+from typing import Any
+
+from podnet.errors import TryAgainLater
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self.socket_path = path
+
+    def connect(self) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        sock.connect(self.socket_path)
+        self.sock = sock
+
+
+def get_json(socket_path: str, path: str, timeout: float = 10.0) -> Any:
+    conn = _UnixConnection(socket_path, timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        body = response.read()
+    except OSError as exc:
+        raise TryAgainLater(f"podnet agent at {socket_path} is not reachable: {exc}") from exc
+    finally:
+        conn.close()
+    if response.status != 200:
+        raise TryAgainLater(f"podnet agent answered HTTP {response.status} for {path}")
+    return json.loads(body)

@@ -1,0 +1,107 @@
+"""Running the agent: state-dir lock, start-up reconcile, uvicorn on a 0600 unix socket."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import socket
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from podnet.agent.api import create_app
+from podnet.agent.endpoints import EndpointRegistry
+from podnet.agent.service import CniService
+from podnet.datapath.netlink import NetlinkDatapath
+from podnet.errors import UsageError
+from podnet.ipam.allocator import parse_cidr
+from podnet.ipam.service import Ipam
+from podnet.ipam.store import DiskIpamStore
+
+log = logging.getLogger("podnet.agent")
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    node_name: str
+    pod_cidrs: Sequence[str]
+    socket_path: Path
+    state_dir: Path
+    mtu: int = 1500
+    node_ipv4: str | None = None
+
+
+@contextlib.contextmanager
+def state_dir_lock(state_dir: Path) -> Iterator[None]:
+    """Exclusive for the agent's lifetime: a second agent on the same state dir fails at once."""
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(state_dir / "agent.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError as exc:
+            raise UsageError(f"another podnet agent holds {state_dir}") from exc
+        yield
+    finally:
+        os.close(fd)
+
+
+def bind_unix(path: Path) -> socket.socket:
+    """A listening socket at ``path`` with mode 0600; a stale socket file is replaced."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
+    if path.exists():
+        probe = socket.socket(socket.AF_UNIX)
+        try:
+            probe.connect(str(path))
+        except OSError:
+            path.unlink()
+        else:
+            raise UsageError(f"an agent already answers on {path}")
+        finally:
+            probe.close()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(old)
+    os.chmod(path, 0o600)
+    sock.listen(128)
+    return sock
+
+
+def build_service(config: AgentConfig) -> tuple[CniService, NetlinkDatapath]:
+    cidrs = [parse_cidr(c) for c in config.pod_cidrs]
+    if len(cidrs) > 2 or len({c.version for c in cidrs}) != len(cidrs):
+        raise UsageError("--pod-cidr takes one IPv4 and/or one IPv6 CIDR")
+    ipam = Ipam(DiskIpamStore(config.state_dir), cidrs)
+    registry = EndpointRegistry(config.state_dir / "endpoints.json")
+    datapath = NetlinkDatapath(node_ipv4=config.node_ipv4)
+    return CniService(config.node_name, ipam, registry, datapath, config.mtu), datapath
+
+
+def run_agent(config: AgentConfig) -> int:
+    with state_dir_lock(config.state_dir):
+        service, datapath = build_service(config)
+        datapath.prepare()
+        service.reconcile()
+        sock = bind_unix(config.socket_path)
+        app = create_app(service)
+        server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+        log.info(
+            "agent listening",
+            extra={"node": config.node_name, "socket": str(config.socket_path), "cidrs": list(config.pod_cidrs)},
+        )
+        try:
+            server.run(sockets=[sock])
+        finally:
+            app.state.worker.shutdown(wait=True)
+            datapath.close()
+            with contextlib.suppress(FileNotFoundError):
+                config.socket_path.unlink()
+            log.info("agent stopped")
+    return 0

@@ -1,0 +1,101 @@
+"""Real probes between lab pods: one, or every pair in parallel (one prober process per source pod)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from podnet.errors import UsageError
+from podnet.lab.manager import Lab, LabError
+
+
+@dataclass(frozen=True, slots=True)
+class Probe:
+    src: str
+    dst: str
+    protocol: str
+    port: int
+    reachable: bool
+    rtt_ms: float | None
+    answer: str = ""
+    error: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "from": self.src,
+            "to": self.dst,
+            "protocol": self.protocol,
+            "port": self.port,
+            "reachable": self.reachable,
+            "rtt_ms": self.rtt_ms,
+        }
+
+
+def pod_record(lab: Lab, ref: str) -> dict[str, Any]:
+    ns, _, name = ref.rpartition("/")
+    record = lab.pods.get(f"{ns or 'default'}/{name}")
+    if record is None:
+        known = ", ".join(sorted(lab.pods)) or "none"
+        raise UsageError(f"lab {lab.name} has no pod {ref!r} (pods: {known})")
+    return record
+
+
+def target(lab: Lab, ref: str) -> tuple[str, str | None]:
+    """(address, expected pod ref) for a pod reference or a bare address."""
+    if "/" in ref:
+        record = pod_record(lab, ref)
+        if not record["ips"]:
+            raise LabError(f"pod {ref} has no address")
+        return record["ips"][0], f"{record['namespace']}/{record['name']}"
+    return ref.removeprefix("ip:"), None
+
+
+def run_probes(netns: str, targets: list[tuple[str, str, int]], timeout: float) -> list[dict[str, Any]]:
+    argv = [sys.executable, "-m", "podnet.lab.probe", "check", "--timeout", str(timeout)]
+    argv += [f"{addr}/{proto}/{port}" for addr, proto, port in targets]
+    proc = subprocess.run(
+        ["ip", "netns", "exec", netns, *argv], capture_output=True, text=True, timeout=timeout * 4 + 30, check=False
+    )
+    if proc.returncode != 0:
+        raise LabError(f"probe from {netns} failed: {proc.stderr.strip()[-500:]}")
+    return [json.loads(line) for line in proc.stdout.splitlines()]
+
+
+def _result(src: str, dst: str, expected: str | None, raw: dict[str, Any]) -> Probe:
+    ok = bool(raw["reachable"]) and (expected is None or raw["answer"] == expected)
+    return Probe(
+        src, dst, raw["protocol"], int(raw["port"]), ok, raw["rtt_ms"] if ok else None, raw["answer"], raw["error"]
+    )
+
+
+def probe(lab: Lab, src: str, dst: str, protocol: str, port: int, timeout: float) -> Probe:
+    record = pod_record(lab, src)
+    addr, expected = target(lab, dst)
+    [raw] = run_probes(record["netns"], [(addr, protocol, port)], timeout)
+    return _result(f"{record['namespace']}/{record['name']}", dst, expected, raw)
+
+
+def matrix(lab: Lab, pairs: list[tuple[str, str, str, int]], timeout: float) -> list[Probe]:
+    """Probe (src, dst, protocol, port) tuples; one prober per source pod, sources in parallel."""
+    by_src: dict[str, list[tuple[str, str, int]]] = {}
+    for src, dst, proto, port in pairs:
+        by_src.setdefault(src, []).append((dst, proto, port))
+
+    def one(src: str) -> list[Probe]:
+        record = pod_record(lab, src)
+        todo = by_src[src]
+        resolved = [target(lab, dst) for dst, _, _ in todo]
+        raws = run_probes(
+            record["netns"], [(a, p, n) for (a, _), (_, p, n) in zip(resolved, todo, strict=True)], timeout
+        )
+        return [_result(src, dst, exp, raw) for (dst, _, _), (_, exp), raw in zip(todo, resolved, raws, strict=True)]
+
+    out: list[Probe] = []
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for probes in pool.map(one, list(by_src)):
+            out.extend(probes)
+    return out

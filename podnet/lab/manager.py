@@ -1,0 +1,206 @@
+"""Bringing a lab up and down: namespaces, fabric, one podnet agent per node, and the lab's record.
+
+The record (``<root>/<name>/lab.json``, root ``/run/podnet/labs`` or ``$PODNET_LAB_ROOT``) lists
+what the lab made; ``down`` removes exactly that, plus anything else carrying the lab's name
+prefix, so it also cleans up after a crash half-way through ``up``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from podnet.agent.client import get_json
+from podnet.cni.install import install
+from podnet.errors import PodnetError, UsageError
+from podnet.lab import fabric, procs
+from podnet.lab.plan import LabPlan, NodePlan, Routing, make_plan, validate_name
+from podnet.statefile import AtomicJsonFile
+
+Say = Callable[[str], None]
+
+
+class LabError(PodnetError):
+    cni_code = 112
+
+
+def lab_root() -> Path:
+    return Path(os.environ.get("PODNET_LAB_ROOT", "/run/podnet/labs"))
+
+
+@dataclass
+class Lab:
+    """A lab's plan, where its files live and the processes it runs."""
+
+    plan: LabPlan
+    dir: Path
+    procs: dict[str, procs.Proc] = field(default_factory=dict)
+    pods: dict[str, dict[str, Any]] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.plan.name
+
+    def node_dir(self, node: NodePlan) -> Path:
+        return self.dir / "nodes" / node.name
+
+    def agent_socket(self, node: NodePlan) -> Path:
+        return self.node_dir(node) / "agent.sock"
+
+    @property
+    def cni_bin(self) -> Path:
+        return self.dir / "cni" / "bin"
+
+    def cni_conf_dir(self, node: NodePlan) -> Path:
+        return self.node_dir(node) / "net.d"
+
+    def record(self) -> AtomicJsonFile:
+        return AtomicJsonFile(self.dir / "lab.json", fsync=False)
+
+    def save(self) -> None:
+        doc = {
+            "name": self.plan.name,
+            "nodes": len(self.plan.nodes),
+            "pod_cidr": str(self.plan.cluster_cidr),
+            "routing": self.plan.routing,
+            "procs": {k: p.to_json() for k, p in self.procs.items()},
+            "pods": self.pods,
+            "extra": self.extra,
+        }
+        rec = self.record()
+        with rec.locked():
+            rec.write(doc)
+
+
+def load(name: str) -> Lab:
+    directory = lab_root() / validate_name(name)
+    rec = AtomicJsonFile(directory / "lab.json", fsync=False)
+    with rec.locked():
+        doc = rec.read()
+    if doc is None:
+        raise LabError(f"no lab named {name!r} (podnet lab list)")
+    plan = make_plan(doc["name"], int(doc["nodes"]), doc["pod_cidr"], doc["routing"])
+    lab = Lab(plan, directory, {k: procs.Proc.from_json(v) for k, v in doc["procs"].items()})
+    lab.pods = dict(doc.get("pods", {}))
+    lab.extra = dict(doc.get("extra", {}))
+    return lab
+
+
+def names() -> list[str]:
+    root = lab_root()
+    if not root.is_dir():
+        return []
+    return sorted(d.name for d in root.iterdir() if (d / "lab.json").exists())
+
+
+def pick(name: str | None) -> Lab:
+    """The lab called ``name``, or the only lab when no name is given."""
+    if name is not None:
+        return load(name)
+    found = names()
+    if len(found) == 1:
+        return load(found[0])
+    if not found:
+        raise LabError("no lab is running: start one with `podnet lab up`")
+    raise UsageError(f"several labs are running ({', '.join(found)}): say which with --name")
+
+
+def _wait_agent(lab: Lab, node: NodePlan, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    proc = lab.procs[f"agent/{node.name}"]
+    last = ""
+    while time.monotonic() < deadline:
+        if not procs.alive(proc):
+            log = (lab.node_dir(node) / "agent.log").read_text(errors="replace")[-2000:]
+            raise LabError(f"the agent of {node.name} exited during start-up:\n{log}")
+        try:
+            get_json(str(lab.agent_socket(node)), "/v1/status", timeout=1.0)
+            return
+        except PodnetError as exc:
+            last = exc.message
+        time.sleep(0.05)
+    raise LabError(f"the agent of {node.name} did not answer within {timeout:.0f}s: {last}")
+
+
+def start_agent(lab: Lab, node: NodePlan) -> None:
+    """Start (or restart) the podnet agent of ``node`` inside the node's namespace."""
+    key = f"agent/{node.name}"
+    old = lab.procs.get(key)
+    if old is not None and procs.alive(old):
+        return
+    state = lab.node_dir(node)
+    argv = [
+        sys.executable, "-m", "podnet.cli.main", "agent",
+        "--node-name", node.name,
+        "--pod-cidr", str(node.pod_cidr),
+        "--socket", str(lab.agent_socket(node)),
+        "--state-dir", str(state / "state"),
+        "--node-ip", str(node.underlay_ip),
+    ]  # fmt: skip
+    lab.procs[key] = procs.start(argv, state / "agent.log", str(lab.agent_socket(node)), netns=node.netns)
+    lab.save()
+    _wait_agent(lab, node)
+
+
+def up(name: str, nodes: int, pod_cidr: str, routing: Routing, say: Say) -> Lab:
+    plan = make_plan(name, nodes, pod_cidr, routing)
+    directory = lab_root() / name
+    if (directory / "lab.json").exists() or fabric.list_netns(plan.prefix):
+        old = None
+        with contextlib.suppress(PodnetError, KeyError, ValueError):
+            old = load(name)
+        if old is not None and old.procs and all(procs.alive(p) for p in old.procs.values()):
+            raise LabError(f"lab {name!r} is already up (podnet lab down --name {name} first)")
+        say(f"cleaning up what an earlier lab {name!r} left behind")
+        down(name, say=lambda _m: None)
+    lab = Lab(plan, directory)
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        lab.save()
+        say(f"fabric: namespace {plan.fabric_netns}, underlay bridge {plan.bridge}")
+        fabric.ensure_fabric(plan)
+        for node in plan.nodes:
+            say(f"node {node.name}: namespace {node.netns}, underlay {node.underlay_ip}, pods {node.pod_cidr}")
+            fabric.ensure_node(plan, node)
+        for node in plan.nodes:
+            fabric.ensure_routes(plan, node)
+        say(f"routes between nodes: {routing}")
+        install(lab.cni_bin, lab.dir / "cni" / "net.d")
+        for node in plan.nodes:
+            install(lab.cni_bin, lab.cni_conf_dir(node), socket_path=str(lab.agent_socket(node)))
+            start_agent(lab, node)
+            say(f"agent {node.name}: up ({lab.agent_socket(node)})")
+    except BaseException:
+        down(name, say=lambda _m: None)
+        raise
+    lab.save()
+    return lab
+
+
+def down(name: str, say: Say) -> list[str]:
+    """Stop every process of the lab and remove its namespaces and files; what is gone already is fine."""
+    validate_name(name)
+    directory = lab_root() / name
+    prefix = make_plan(name, 1, "10.0.0.0/16", "direct").prefix
+    stopped = []
+    try:
+        lab: Lab | None = load(name)
+    except (PodnetError, KeyError, ValueError):
+        lab = None
+    if lab is not None:
+        for key, proc in sorted(lab.procs.items(), key=lambda kv: not kv[0].startswith("probe/")):
+            procs.stop(proc)
+            stopped.append(key)
+    removed = fabric.remove_lab_namespaces(prefix)
+    if directory.exists():
+        shutil.rmtree(directory, ignore_errors=True)
+    say(f"lab {name}: stopped {len(stopped)} process(es), removed {len(removed)} namespace(s)")
+    return removed
