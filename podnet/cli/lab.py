@@ -37,6 +37,10 @@ def register(sub: Any) -> None:
     _name(p)
     p.set_defaults(func=cmd_down)
 
+    p = lsub.add_parser("controller", help="(started by lab up) run the lab's scheduler, controllers and kubelet")
+    p.add_argument("--name", required=True)
+    p.set_defaults(func=cmd_controller)
+
     p = lsub.add_parser("list", help="running labs")
     p.set_defaults(func=cmd_list)
 
@@ -120,11 +124,38 @@ def cmd_apiserver(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_controller(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+    import threading
+
+    from podnet.k8s.client import KubeTransport
+    from podnet.k8s.objects import ObjectClient
+    from podnet.k8s.source import WatchSource
+    from podnet.lab.controller import KINDS, Controller
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    lab = manager.load(args.name)
+    transport = KubeTransport.from_kubeconfig(lab.kubeconfig)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    source = WatchSource(transport, KINDS)
+    try:
+        Controller(lab, ObjectClient(transport.api), source).run(stop)
+    finally:
+        source.close()
+    return 0
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     print(f"starting lab {args.name} ({args.nodes} nodes, {args.routing} routing)", file=sys.stderr)
     lab = manager.up(args.name, args.nodes, args.pod_cidr, args.routing, say=_say)
     print(f"lab {lab.name} is up: state in {lab.dir}")
-    print("next: podnet lab list; podnet lab down --name " + lab.name)
+    print(f"API: {lab.extra.get('apiserver')}  (export KUBECONFIG={lab.kubeconfig}; kubectl get pods -A)")
+    print(
+        "next: podnet apply -f examples/shop; podnet get pods -A; podnet connectivity matrix; "
+        f"podnet lab down --name {lab.name}"
+    )
     return 0
 
 

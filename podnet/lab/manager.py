@@ -21,6 +21,7 @@ from podnet.agent.client import get_json
 from podnet.cni.install import install
 from podnet.errors import PodnetError, UsageError
 from podnet.lab import fabric, procs
+from podnet.lab.apiserver import process as apiserver_process
 from podnet.lab.plan import LabPlan, NodePlan, Routing, make_plan, validate_name
 from podnet.statefile import AtomicJsonFile
 
@@ -54,6 +55,14 @@ class Lab:
 
     def agent_socket(self, node: NodePlan) -> Path:
         return self.node_dir(node) / "agent.sock"
+
+    @property
+    def apiserver_dir(self) -> Path:
+        return self.dir / "apiserver"
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.apiserver_dir / "kubeconfig"
 
     @property
     def cni_bin(self) -> Path:
@@ -150,6 +159,16 @@ def start_agent(lab: Lab, node: NodePlan) -> None:
     _wait_agent(lab, node)
 
 
+def controller_marker(name: str) -> str:
+    return f"lab\0controller\0--name\0{name}\0"
+
+
+def start_controller(lab: Lab) -> None:
+    argv = [sys.executable, "-m", "podnet.cli.main", "lab", "controller", "--name", lab.name]
+    lab.procs["controller"] = procs.start(argv, lab.dir / "controller.log", controller_marker(lab.name))
+    lab.save()
+
+
 def up(name: str, nodes: int, pod_cidr: str, routing: Routing, say: Say) -> Lab:
     plan = make_plan(name, nodes, pod_cidr, routing)
     directory = lab_root() / name
@@ -178,6 +197,11 @@ def up(name: str, nodes: int, pod_cidr: str, routing: Routing, say: Say) -> Lab:
             install(lab.cni_bin, lab.cni_conf_dir(node), socket_path=str(lab.agent_socket(node)))
             start_agent(lab, node)
             say(f"agent {node.name}: up ({lab.agent_socket(node)})")
+        server = apiserver_process.start(lab.apiserver_dir, extra_args=("--name", f"podnet-lab-{name}"))
+        lab.extra["apiserver"] = server.url
+        say(f"API server: {server.url} (kubeconfig {server.kubeconfig})")
+        start_controller(lab)
+        say("controller: scheduling pods, running their sandboxes")
     except BaseException:
         down(name, say=lambda _m: None)
         raise
@@ -196,9 +220,12 @@ def down(name: str, say: Say) -> list[str]:
     except (PodnetError, KeyError, ValueError):
         lab = None
     if lab is not None:
-        for key, proc in sorted(lab.procs.items(), key=lambda kv: not kv[0].startswith("probe/")):
+        order = {"controller": 0, "probe": 1}
+        for key, proc in sorted(lab.procs.items(), key=lambda kv: order.get(kv[0].split("/")[0], 2)):
             procs.stop(proc)
             stopped.append(key)
+    if apiserver_process.stop(directory / "apiserver"):
+        stopped.append("apiserver")
     removed = fabric.remove_lab_namespaces(prefix)
     if directory.exists():
         shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,188 @@
+"""The lab's control loops: a workload controller, a scheduler and a kubelet, in one process.
+
+Level-triggered: after any change from the API server (and every few seconds), ``reconcile`` makes the
+world match the objects:
+
+- Deployments and StatefulSets get their ``replicas`` Pods (owned by them, named ``<name>-<i>``);
+  extra Pods are deleted.
+- Pods without ``spec.nodeName`` are bound to the node running the fewest pods (or keep the node
+  their manifest names).
+- A Pod bound to a lab node gets a sandbox from the runtime (namespace, podnet CNI ADD, probe
+  server) and its addresses are written to ``status``; a Pod that is gone loses its sandbox (CNI DEL).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import threading
+from typing import Any
+
+from podnet.errors import PodnetError
+from podnet.k8s.manifests import Document
+from podnet.k8s.model import Source
+from podnet.k8s.objects import ObjectClient
+from podnet.k8s.parse import build_cluster
+from podnet.k8s.source import WatchSource
+from podnet.lab import runtime
+from podnet.lab.manager import Lab
+
+log = logging.getLogger("podnet.lab.controller")
+Obj = dict[str, Any]
+WORKLOADS = ("Deployment", "StatefulSet")
+KINDS = ("Namespace", "Pod", *WORKLOADS)
+
+
+def _ref(obj: Obj) -> str:
+    meta = obj["metadata"]
+    return f"{meta.get('namespace') or 'default'}/{meta['name']}"
+
+
+def _owner_uid(pod: Obj) -> str | None:
+    for owner in pod["metadata"].get("ownerReferences") or []:
+        if owner.get("controller"):
+            return str(owner.get("uid"))
+    return None
+
+
+def desired_pod(workload: Obj, index: int) -> Obj:
+    """The Pod a workload wants at ``index``: its template, named ``<name>-<index>``, owned by it."""
+    meta = workload["metadata"]
+    template = copy.deepcopy(workload["spec"].get("template") or {})
+    tmeta = template.get("metadata") or {}
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"{meta['name']}-{index}",
+            "namespace": meta.get("namespace") or "default",
+            "labels": dict(tmeta.get("labels") or {}),
+            "ownerReferences": [
+                {
+                    "apiVersion": workload.get("apiVersion", "apps/v1"),
+                    "kind": workload["kind"],
+                    "name": meta["name"],
+                    "uid": meta.get("uid", ""),
+                    "controller": True,
+                }
+            ],
+        },
+        "spec": template.get("spec") or {"containers": []},
+    }
+
+
+class Controller:
+    def __init__(self, lab: Lab, client: ObjectClient, source: WatchSource) -> None:
+        self.lab = lab
+        self.client = client
+        self.source = source
+
+    def run(self, stop: threading.Event, resync: float = 3.0) -> None:
+        self.source.start()
+        while not stop.is_set():
+            change = self.source.next_change(timeout=resync)
+            # drain what is queued: one reconcile serves a burst of changes
+            while change is not None and not stop.is_set():
+                change = self.source.next_change(timeout=0.05)
+            if self.source.synced.is_set():
+                try:
+                    self.reconcile()
+                except PodnetError as exc:
+                    log.warning("reconcile: %s", exc.message)
+
+    def reconcile(self) -> None:
+        pods = self.source.objects("Pod")
+        self._workloads(pods)
+        pods = self.source.objects("Pod")
+        self._schedule(pods)
+        self._kubelet(self.source.objects("Pod"))
+
+    def _workloads(self, pods: list[Obj]) -> None:
+        for kind in WORKLOADS:
+            for workload in self.source.objects(kind):
+                uid = workload["metadata"].get("uid")
+                replicas = workload.get("spec", {}).get("replicas", 1)
+                replicas = replicas if isinstance(replicas, int) and replicas >= 0 else 1
+                owned = {p["metadata"]["name"]: p for p in pods if _owner_uid(p) == uid}
+                for i in range(replicas):
+                    want = desired_pod(workload, i)
+                    if want["metadata"]["name"] not in owned:
+                        try:
+                            self.client.create(want)
+                            log.info("created pod %s for %s %s", _ref(want), kind, _ref(workload))
+                        except PodnetError as exc:
+                            log.warning("create %s: %s", _ref(want), exc.message)
+                wanted = {f"{workload['metadata']['name']}-{i}" for i in range(replicas)}
+                for name, pod in owned.items():
+                    if name not in wanted:
+                        self.client.delete("Pod", name, pod["metadata"].get("namespace"))
+
+    def _schedule(self, pods: list[Obj]) -> None:
+        nodes = [n.name for n in self.lab.plan.nodes]
+        load = dict.fromkeys(nodes, 0)
+        for pod in pods:
+            node = pod.get("spec", {}).get("nodeName")
+            if node in load:
+                load[node] += 1
+        for pod in pods:
+            if pod.get("spec", {}).get("nodeName"):
+                continue
+            node = min(nodes, key=lambda n: (load[n], n))
+            meta = pod["metadata"]
+            try:
+                self.client.bind(meta.get("namespace") or "default", meta["name"], node)
+                load[node] += 1
+                log.info("scheduled %s to %s", _ref(pod), node)
+            except PodnetError as exc:
+                log.warning("bind %s: %s", _ref(pod), exc.message)
+
+    def _kubelet(self, pods: list[Obj]) -> None:
+        nodes = {n.name: n for n in self.lab.plan.nodes}
+        live = {_ref(p): p for p in pods if p.get("spec", {}).get("nodeName") in nodes}
+        for ref, record in list(self.lab.pods.items()):
+            pod = live.get(ref)
+            if pod is None or pod["metadata"].get("uid") != record.get("uid"):
+                log.info("stopping sandbox of %s", ref)
+                try:
+                    runtime.stop_pod(self.lab, ref)
+                except PodnetError as exc:
+                    log.warning("stop %s: %s", ref, exc.message)
+        for ref, pod in live.items():
+            if ref in self.lab.pods:
+                self._report(pod, self.lab.pods[ref])
+                continue
+            try:
+                model = build_cluster([Document(Source("api", 0), pod)]).pods[0]
+            except PodnetError as exc:
+                log.warning("pod %s not started: %s", ref, exc.message)
+                continue
+            try:
+                record = runtime.start_pod(self.lab, model, nodes[pod["spec"]["nodeName"]])
+            except PodnetError as exc:
+                log.warning("pod %s failed to start: %s", ref, exc.message)
+                continue
+            record["uid"] = pod["metadata"].get("uid")
+            self.lab.save()
+            log.info("started %s on %s at %s", ref, record["node"], ",".join(record["ips"]))
+            self._report(pod, record)
+
+    def _report(self, pod: Obj, record: Obj) -> None:
+        status = pod.get("status") or {}
+        ips = record["ips"]
+        if status.get("phase") == "Running" and [x.get("ip") for x in status.get("podIPs") or []] == ips:
+            return
+        node = self.lab.plan.node(record["node"])
+        updated = copy.deepcopy(pod)
+        updated["status"] = {
+            "phase": "Running",
+            "hostIP": str(node.underlay_ip),
+            "podIP": ips[0] if ips else None,
+            "podIPs": [{"ip": ip} for ip in ips],
+        }
+        try:
+            self.client.put_status(updated)
+        except PodnetError as exc:
+            log.warning("status of %s: %s", _ref(pod), exc.message)
+
+
+__all__ = ["KINDS", "Controller", "desired_pod"]
