@@ -99,6 +99,12 @@ def register(sub: Any) -> None:
     p.add_argument("-o", "--output", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_matrix)
 
+    p = csub.add_parser("test", help="probe every pod pair and declared port; compare with the analyzer")
+    _name(p)
+    p.add_argument("--timeout", type=float, default=1.0)
+    p.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    p.set_defaults(func=cmd_test)
+
 
 def cmd_apiserver(args: argparse.Namespace) -> int:
     from podnet.lab.apiserver import process
@@ -237,3 +243,34 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         verdict = f"reachable {r.rtt_ms} ms" if r.reachable else "no answer"
         print(f"{r.src:<{w1}}  {r.dst:<{w2}}  {r.protocol + '/' + str(r.port):<10}  {verdict}")
     return 0
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    from podnet.k8s.client import api_client
+    from podnet.k8s.objects import RESOURCES, ObjectClient
+
+    lab = manager.pick(args.name)
+    client = ObjectClient(api_client(lab.kubeconfig))
+    objects = [obj for kind in RESOURCES for obj in client.list(kind)]
+    probes, diffs = connectivity.compare_with_analyzer(lab, objects, args.timeout)
+    if args.output == "json":
+        print(
+            json.dumps(
+                {
+                    "probes": len(probes),
+                    "differences": [
+                        {**d.probe.to_json(), "expected": d.expected, "decided_by": d.decided_by} for d in diffs
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        reachable = sum(p.reachable for p in probes)
+        print(
+            f"{len(probes)} probes between {len(lab.pods)} pods: {reachable} reachable, "
+            f"{len(probes) - reachable} not; {len(diffs)} differ from the analyzer"
+        )
+        for d in diffs:
+            print(f"  DIFF {d}")
+    return 1 if diffs else 0

@@ -99,3 +99,51 @@ def matrix(lab: Lab, pairs: list[tuple[str, str, str, int]], timeout: float) -> 
         for probes in pool.map(one, list(by_src)):
             out.extend(probes)
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    probe: Probe
+    expected: bool
+    decided_by: str
+
+    def __str__(self) -> str:
+        want = "allowed" if self.expected else "denied"
+        got = "reachable" if self.probe.reachable else "not reachable"
+        p = self.probe
+        return f"{p.src} -> {p.dst} {p.protocol}/{p.port}: analyzer says {want} ({self.decided_by}), traffic was {got}"
+
+
+def expected_pairs(lab: Lab, objects: list[dict[str, Any]]) -> list[tuple[tuple[str, str, str, int], bool, str]]:
+    """Every (pod, pod, declared port) of the lab with the analyzer's verdict over the API's objects."""
+    from podnet.analyzer.endpoints import Resolver
+    from podnet.analyzer.verdict import answer
+    from podnet.k8s.manifests import Document
+    from podnet.k8s.model import Source
+    from podnet.k8s.parse import build_cluster
+    from podnet.policy.compiler import compile_cluster
+
+    docs = [Document(Source("api", i), o) for i, o in enumerate(objects)]
+    resolver = Resolver(compile_cluster(build_cluster(docs)))
+    out: list[tuple[tuple[str, str, str, int], bool, str]] = []
+    refs = sorted(lab.pods)
+    for src in refs:
+        for dst in refs:
+            if src == dst:
+                continue
+            for port in lab.pods[dst]["ports"]:
+                ans = answer(resolver, src, dst, port["protocol"], port["port"])
+                why = "; ".join(str(d) for d in ans.verdict.deciding) or "no policy"
+                out.append(((src, dst, port["protocol"], port["port"]), ans.verdict.allowed, why))
+    return out
+
+
+def compare_with_analyzer(lab: Lab, objects: list[dict[str, Any]], timeout: float) -> tuple[list[Probe], list[Difference]]:
+    """Probe every pair and port; the probes that disagree with the analyzer."""
+    expected = expected_pairs(lab, objects)
+    probes = matrix(lab, [pair for pair, _, _ in expected], timeout)
+    by_pair = {(p.src, p.dst, p.protocol, p.port): p for p in probes}
+    diffs = [
+        Difference(by_pair[pair], allowed, why) for pair, allowed, why in expected if by_pair[pair].reachable != allowed
+    ]
+    return probes, diffs
