@@ -1,24 +1,51 @@
 #!/usr/bin/env bash
-# `make demo`: what podnet says about the example shop in examples/shop.
+# `make demo`: a 2-node lab running the example shop, what podnet's analyzer says about it, and real traffic.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 podnet=.venv/bin/podnet
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 
-say podnet policy matrix -f examples/shop
-$podnet policy matrix -f examples/shop
+if [ "$(id -u)" != 0 ]; then
+    echo "make demo needs root: the lab creates network namespaces" >&2
+    exit 1
+fi
+
+say podnet lab up --name demo --nodes 2
+$podnet lab down --name demo >/dev/null 2>&1 || true
+$podnet lab up --name demo --nodes 2
+
+say podnet apply -f examples/shop
+$podnet apply -f examples/shop --name demo
+
+printf 'waiting for the pods to run'
+for _ in $(seq 1 120); do
+    running=$($podnet get pods -A --name demo 2>/dev/null | grep -c Running || true)
+    [ "$running" -ge 6 ] && break
+    printf '.'
+    sleep 0.5
+done
+echo
+
+say podnet get pods -A
+$podnet get pods -A --name demo
+
+say podnet policy matrix -f examples/shop -o md
+$podnet policy matrix -f examples/shop -o md | grep -v 'No Connections'
 
 say podnet policy explain -f examples/shop --from web/frontend --to data/postgres --port 5432
 $podnet policy explain -f examples/shop --from web/frontend --to data/postgres --port 5432 || true
 
-say podnet policy verdict -f examples/shop --from api/backend --to data/postgres --port pg
-$podnet policy verdict -f examples/shop --from api/backend --to data/postgres --port pg
+say podnet connectivity matrix
+$podnet connectivity matrix --name demo --timeout 0.5
 
 cat <<'TXT'
 
-Try next:
-  .venv/bin/podnet policy lint -f examples/shop
-  .venv/bin/podnet policy matrix -f examples/shop -o dot
-  .venv/bin/podnet policy diff -f examples/shop --against <your changed copy>
-  docs/policy.md explains every command.
+The lab "demo" keeps running. Try next:
+  .venv/bin/podnet lab probe --from web/frontend-0 --to api/backend-0 --port 9000
+  .venv/bin/podnet lab exec web/frontend-0 -- ip addr
+  .venv/bin/podnet connectivity test        # real traffic against the analyzer's verdicts
+  export KUBECONFIG=/run/podnet/labs/demo/apiserver/kubeconfig; .venv/bin/kubectl get pods -A
+  .venv/bin/podnet lab down --name demo     # removes everything the lab made
+Policies are not enforced in the lab's kernel yet (eBPF datapath: issue 5): `connectivity test`
+lists where traffic flows that the policies deny. docs/lab.md and docs/policy.md explain it all.
 TXT
