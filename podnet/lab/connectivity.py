@@ -138,7 +138,9 @@ def expected_pairs(lab: Lab, objects: list[dict[str, Any]]) -> list[tuple[tuple[
     return out
 
 
-def compare_with_analyzer(lab: Lab, objects: list[dict[str, Any]], timeout: float) -> tuple[list[Probe], list[Difference]]:
+def compare_with_analyzer(
+    lab: Lab, objects: list[dict[str, Any]], timeout: float
+) -> tuple[list[Probe], list[Difference]]:
     """Probe every pair and port; the probes that disagree with the analyzer."""
     expected = expected_pairs(lab, objects)
     probes = matrix(lab, [pair for pair, _, _ in expected], timeout)

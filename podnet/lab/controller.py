@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from podnet.errors import PodnetError
@@ -31,6 +32,7 @@ log = logging.getLogger("podnet.lab.controller")
 Obj = dict[str, Any]
 WORKLOADS = ("Deployment", "StatefulSet")
 KINDS = ("Namespace", "Pod", *WORKLOADS)
+PARALLEL_STARTS = 8
 
 
 def _ref(obj: Obj) -> str:
@@ -147,24 +149,33 @@ class Controller:
                     runtime.stop_pod(self.lab, ref)
                 except PodnetError as exc:
                     log.warning("stop %s: %s", ref, exc.message)
+        todo = []
         for ref, pod in live.items():
             if ref in self.lab.pods:
                 self._report(pod, self.lab.pods[ref])
-                continue
-            try:
-                model = build_cluster([Document(Source("api", 0), pod)]).pods[0]
-            except PodnetError as exc:
-                log.warning("pod %s not started: %s", ref, exc.message)
-                continue
-            try:
-                record = runtime.start_pod(self.lab, model, nodes[pod["spec"]["nodeName"]])
-            except PodnetError as exc:
-                log.warning("pod %s failed to start: %s", ref, exc.message)
-                continue
+            else:
+                todo.append(pod)
+        # Sandboxes start in parallel: most of a start is waiting (CNI exec, the probe server's start-up).
+        with ThreadPoolExecutor(max_workers=PARALLEL_STARTS) as pool:
+            list(pool.map(lambda pod: self._start(pod, nodes), todo))
+
+    def _start(self, pod: Obj, nodes: dict[str, Any]) -> None:
+        ref = _ref(pod)
+        try:
+            model = build_cluster([Document(Source("api", 0), pod)]).pods[0]
+        except PodnetError as exc:
+            log.warning("pod %s not started: %s", ref, exc.message)
+            return
+        try:
+            record = runtime.start_pod(self.lab, model, nodes[pod["spec"]["nodeName"]])
+        except PodnetError as exc:
+            log.warning("pod %s failed to start: %s", ref, exc.message)
+            return
+        with self.lab.lock:
             record["uid"] = pod["metadata"].get("uid")
             self.lab.save()
-            log.info("started %s on %s at %s", ref, record["node"], ",".join(record["ips"]))
-            self._report(pod, record)
+        log.info("started %s on %s at %s", ref, record["node"], ",".join(record["ips"]))
+        self._report(pod, record)
 
     def _report(self, pod: Obj, record: Obj) -> None:
         status = pod.get("status") or {}

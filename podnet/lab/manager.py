@@ -8,9 +8,11 @@ prefix, so it also cleans up after a crash half-way through ``up``.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -45,6 +47,7 @@ class Lab:
     procs: dict[str, procs.Proc] = field(default_factory=dict)
     pods: dict[str, dict[str, Any]] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)  # guards procs, pods
 
     @property
     def name(self) -> str:
@@ -75,18 +78,19 @@ class Lab:
         return AtomicJsonFile(self.dir / "lab.json", fsync=False)
 
     def save(self) -> None:
-        doc = {
-            "name": self.plan.name,
-            "nodes": len(self.plan.nodes),
-            "pod_cidr": str(self.plan.cluster_cidr),
-            "routing": self.plan.routing,
-            "procs": {k: p.to_json() for k, p in self.procs.items()},
-            "pods": self.pods,
-            "extra": self.extra,
-        }
-        rec = self.record()
-        with rec.locked():
-            rec.write(doc)
+        with self.lock:
+            doc = {
+                "name": self.plan.name,
+                "nodes": len(self.plan.nodes),
+                "pod_cidr": str(self.plan.cluster_cidr),
+                "routing": self.plan.routing,
+                "procs": {k: p.to_json() for k, p in self.procs.items()},
+                "pods": json.loads(json.dumps(self.pods)),
+                "extra": dict(self.extra),
+            }
+            rec = self.record()
+            with rec.locked():
+                rec.write(doc)
 
 
 def load(name: str) -> Lab:

@@ -78,9 +78,10 @@ def start_pod(lab: Lab, pod: Pod, node: NodePlan) -> dict[str, Any]:
             "labels": pod.labels,
             "result": result,
         }
-        lab.pods[pod.ref] = record
-        lab.procs[f"probe/{pod.ref}"] = probe
-        lab.save()
+        with lab.lock:
+            lab.pods[pod.ref] = record
+            lab.procs[f"probe/{pod.ref}"] = probe
+            lab.save()
         undo.pop_all()
     return record
 
@@ -99,10 +100,11 @@ def _wait_probe(probe: procs.Proc, lab: Lab, netns: str, timeout: float = 10.0) 
 
 def stop_pod(lab: Lab, ref: str) -> None:
     """Stop the probe, CNI DEL, remove the namespace; each step tolerates what is already gone."""
-    record = lab.pods.get(ref)
+    with lab.lock:
+        record = lab.pods.get(ref)
+        probe = lab.procs.pop(f"probe/{ref}", None)
     if record is None:
         return
-    probe = lab.procs.pop(f"probe/{ref}", None)
     if probe is not None:
         procs.stop(probe)
     node = lab.plan.node(record["node"])
@@ -113,7 +115,8 @@ def stop_pod(lab: Lab, ref: str) -> None:
     except PodnetError as exc:
         first = exc
     fabric.remove_netns(record["netns"])
-    del lab.pods[ref]
-    lab.save()
+    with lab.lock:
+        lab.pods.pop(ref, None)
+        lab.save()
     if first is not None:
         raise first
