@@ -1,0 +1,1 @@
+"""Kernel datapath: the ``DatapathBackend`` protocol and its netlink implementation (eBPF comes later)."""
