@@ -133,7 +133,12 @@ class EbpfDatapath:
             for name in MAPS:
                 m = libbpf.check_ptr(lib.bpf_object__find_map_by_name(obj, name.encode()), f"map {name}")
                 libbpf.check(lib.bpf_map__set_pin_path(m, str(self.pin_dir / name).encode()), f"pin path {name}")
-            libbpf.check(lib.bpf_object__load(obj), f"load {obj_file} (pins in {self.pin_dir})")
+            libbpf.recent.clear()
+            rc = lib.bpf_object__load(obj)
+            if rc < 0:
+                err = BpfError(f"load {obj_file} (pins in {self.pin_dir})", -rc)
+                err.details = "\n".join(libbpf.recent)
+                raise err
             for name, (ksize, vsize) in MAPS.items():
                 m = lib.bpf_object__find_map_by_name(obj, name.encode())
                 fd = libbpf.check(lib.bpf_map__fd(m), f"fd of map {name}")

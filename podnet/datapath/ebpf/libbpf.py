@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import logging
 import os
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
@@ -54,8 +56,28 @@ class TcOpts(ctypes.Structure):
 
 
 SampleFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
+PrintFn = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p)
 
+log = logging.getLogger("podnet.datapath.ebpf.libbpf")
+#: libbpf's latest messages (the verifier's log among them), for error details.
+recent: deque[str] = deque(maxlen=200)
 _lib: ctypes.CDLL | None = None
+_libc = ctypes.CDLL(None)
+_libc.vsnprintf.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_char_p, ctypes.c_void_p]
+_LEVELS = {0: logging.WARNING, 1: logging.INFO, 2: logging.DEBUG}
+
+
+def _print(level: int, fmt: bytes | None, args: int | None) -> int:
+    """libbpf's print callback: format with vsnprintf (va_list arrives as a pointer) and log it."""
+    buf = ctypes.create_string_buffer(4096)
+    _libc.vsnprintf(buf, len(buf), fmt, args)
+    text = buf.value.decode(errors="replace").rstrip()
+    recent.append(text)
+    log.log(_LEVELS.get(level, logging.DEBUG), "%s", text)
+    return 0
+
+
+_print_cb = PrintFn(_print)
 
 
 def lib() -> ctypes.CDLL:
@@ -97,11 +119,13 @@ def lib() -> ctypes.CDLL:
         "ring_buffer__consume": (i, [p]),
         "ring_buffer__free": (None, [p]),
         "libbpf_num_possible_cpus": (i, []),
+        "libbpf_set_print": (p, [PrintFn]),
     }
     for fn, (res, args) in sigs.items():
         f = getattr(handle, fn)
         f.restype = res
         f.argtypes = args
+    handle.libbpf_set_print(_print_cb)
     _lib = handle
     return handle
 

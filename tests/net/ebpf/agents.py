@@ -1,12 +1,15 @@
 """Stdlib-only programs run inside pod namespaces (``ip netns exec``): a server and a prober.
 
-server.py LOG TCP_PORTS UDP_PORTS SCTP_PORTS: answers TCP connections with ``ok``, echoes UDP
+server.py LOG TCP_PORTS UDP_PORTS SCTP_PORTS: answers TCP connections with ``ok`` then echoes, echoes UDP
 datagrams, and logs every UDP payload and every raw SCTP packet (the kernel may lack an SCTP stack,
 so SCTP is observed with a raw socket) to LOG, one JSON line each. Prints ``ready`` once bound.
 
 probe.py JSON: runs the probes concurrently and prints one JSON list of results. A probe is
 ``{"kind": "tcp"|"udp"|"sctp"|"raw_udp", "dst", "port", ...}``; tcp/udp report whether a reply came
 back, sctp and raw_udp only send (their delivery is read from the server's log).
+
+hold.py DST PORT: opens one TCP connection, prints ``connected``, then for each line on stdin sends
+it and prints ``echo`` when it comes back (``error ...`` otherwise): a long-lived connection.
 """
 
 SERVER = r"""
@@ -17,15 +20,24 @@ lock = threading.Lock()
 def log(rec):
     with lock, open(log_path, "a") as f:
         f.write(json.dumps(rec) + "\n")
+def serve(c):
+    try:
+        c.sendall(b"ok")
+        while True:
+            data = c.recv(1024)
+            if not data:
+                break
+            c.sendall(data)
+    except OSError:
+        pass
+    finally:
+        c.close()
 def tcp(port):
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", port)); s.listen(64)
     while True:
         c, _ = s.accept()
-        try:
-            c.sendall(b"ok")
-        finally:
-            c.close()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
 def udp(port):
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", port))
     while True:
@@ -91,4 +103,17 @@ threads = [threading.Thread(target=run, args=(i, p)) for i, p in enumerate(probe
 for t in threads: t.start()
 for t in threads: t.join()
 print(json.dumps(results))
+"""
+
+HOLD = r"""
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=2)
+print("connected" if s.recv(16) == b"ok" else "bad", flush=True)
+for line in sys.stdin:
+    word = line.strip().encode()
+    try:
+        s.sendall(word)
+        print("echo" if s.recv(64) == word else "bad", flush=True)
+    except OSError as e:
+        print("error", e, flush=True)
 """

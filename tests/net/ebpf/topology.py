@@ -50,7 +50,7 @@ class Topology:
 
     @property
     def node(self) -> str:
-        return f"pnt-node-{self.suffix}"
+        return f"pne-node-{self.suffix}"
 
     def ns_exec(self, netns: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return sh("ip", "netns", "exec", netns, *args, check=check)
@@ -66,10 +66,10 @@ class Topology:
         for i, name in enumerate(pods, start=1):
             pod = PodNet(
                 name=name,
-                netns=f"pnt-{name}-{self.suffix}",
+                netns=f"pne-{name}-{self.suffix}",
                 ip=ipaddress.IPv4Address(f"10.200.0.{10 + i}"),
                 mac=f"02:00:00:00:01:{i:02x}",
-                host_veth=f"pt{self.suffix}h{i}",
+                host_veth=f"pe{self.suffix}h{i}",
                 host_mac=f"02:00:00:00:02:{i:02x}",
                 log=self.workdir / f"{name}.log",
             )
