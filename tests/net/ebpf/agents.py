@@ -32,14 +32,19 @@ def serve(c):
         pass
     finally:
         c.close()
+def dual(kind):
+    s = socket.socket(socket.AF_INET6, kind)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    return s
 def tcp(port):
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("0.0.0.0", port)); s.listen(64)
+    s = dual(socket.SOCK_STREAM)
+    s.bind(("::", port)); s.listen(64)
     while True:
         c, _ = s.accept()
         threading.Thread(target=serve, args=(c,), daemon=True).start()
 def udp(port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("0.0.0.0", port))
+    s = dual(socket.SOCK_DGRAM); s.bind(("::", port))
     while True:
         data, peer = s.recvfrom(2048)
         log({"proto": "udp", "port": port, "src": peer[0], "data": data.decode(errors="replace")})
@@ -81,7 +86,8 @@ def run(i, p):
             s = socket.create_connection((p["dst"], p["port"]), timeout=t)
             s.settimeout(t); ok = s.recv(16) == b"ok"; s.close(); results[i] = ok
         elif p["kind"] == "udp":
-            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(t)
+            family = socket.AF_INET6 if ":" in p["dst"] else socket.AF_INET
+            s = socket.socket(family, socket.SOCK_DGRAM); s.settimeout(t)
             s.sendto(p["data"].encode(), (p["dst"], p["port"]))
             data, _ = s.recvfrom(2048); results[i] = data == b"ok:" + p["data"].encode(); s.close()
         elif p["kind"] == "raw_udp":

@@ -57,7 +57,7 @@ class Lab:
                     "kind": "Pod",
                     "metadata": {"name": pod.name, "namespace": NAMESPACE, "labels": {"app": pod.name}},
                     "spec": {"containers": [{"name": "main", "image": "probe"}]},
-                    "status": {"podIP": str(pod.ip)},
+                    "status": {"podIP": str(pod.ip), "podIPs": [{"ip": str(pod.ip)}, {"ip": str(pod.ip6)}]},
                 }
             )
         docs.extend(policies)
@@ -74,7 +74,7 @@ class Lab:
         stats = {}
         for name, pod in self.topo.pods.items():
             ident = self.identity(compiled, name)
-            self.dp.attach(Endpoint(pod.host_veth, pod.mac, ident, ipv4=pod.ip))
+            self.dp.attach(Endpoint(pod.host_veth, pod.mac, ident, ipv4=pod.ip, ipv6=pod.ip6))
             s = self.dp.apply_image(pod.host_veth, map_image(compiled, ident))
             stats[name] = (s.written, s.deleted)
         self.compiled = compiled

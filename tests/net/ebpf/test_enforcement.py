@@ -99,7 +99,7 @@ def verdict(lab: Lab, compiled: CompiledPolicy, case: Case) -> Any:
     return compiled.decide(lab.identity(compiled, src), lab.identity(compiled, dst), proto, port)
 
 
-def run_cases(lab: Lab, cases: list[Case], timeout: float = 1.0) -> dict[Case, bool]:
+def run_cases(lab: Lab, cases: list[Case], timeout: float = 1.0, family: int = 4) -> dict[Case, bool]:
     """Try every case with real packets; True when the connection worked (SCTP: the packet arrived)."""
     markers: dict[Case, str] = {}
     out: dict[Case, bool] = {}
@@ -109,7 +109,7 @@ def run_cases(lab: Lab, cases: list[Case], timeout: float = 1.0) -> dict[Case, b
         for c in mine:
             markers[c] = f"{c[0]}-{c[1]}-{c[2]}-{c[3]}-{secrets.token_hex(4)}"
             kind = c[2].lower()
-            dst = str(lab.topo.pods[c[1]].ip)
+            dst = str(lab.topo.pods[c[1]].ip if family == 4 else lab.topo.pods[c[1]].ip6)
             probe: dict[str, object] = {"kind": kind, "dst": dst, "port": c[3], "data": markers[c], "timeout": timeout}
             if kind == "sctp":  # a fresh flow each time, as a new association would be
                 probe["sport"] = 20000 + secrets.randbelow(40000)
@@ -122,8 +122,8 @@ def run_cases(lab: Lab, cases: list[Case], timeout: float = 1.0) -> dict[Case, b
     return out
 
 
-def assert_matches_compiler(lab: Lab, compiled: CompiledPolicy, cases: list[Case]) -> dict[Case, bool]:
-    got = run_cases(lab, cases)
+def assert_matches_compiler(lab: Lab, compiled: CompiledPolicy, cases: list[Case], family: int = 4) -> dict[Case, bool]:
+    got = run_cases(lab, cases, family=family)
     want = {c: verdict(lab, compiled, c).allowed for c in cases}
     wrong = {c: (got[c], want[c]) for c in cases if got[c] != want[c]}
     assert not wrong, f"kernel vs compiler (got, want): {wrong}"
@@ -145,6 +145,17 @@ def test_connections_match_compiler_for_every_pair_and_port(lab: Lab) -> None:
         assert {ok for c, ok in got.items() if c[2] == proto} == {True, False}, proto
     assert got[("web", "db", "TCP", 8080)] and not got[("web", "db", "TCP", 8081)]  # endPort
     assert got[("web", "db", "TCP", 5432)] and not got[("web", "client", "TCP", 5432)]  # ipBlock except
+
+
+def test_ipv6_connections_match_compiler(lab: Lab) -> None:
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    cases = [c for c in all_cases() if c[2] != "SCTP"]  # raw SCTP probes are IPv4 only
+    got = assert_matches_compiler(lab, compiled, cases, family=6)
+    assert set(got.values()) == {True, False}
+    assert lab.dp is not None
+    ends = {(e.local.version, e.remote.version) for e in lab.dp.conntrack()}
+    assert (6, 6) in ends
 
 
 def test_replies_pass_where_the_reverse_direction_is_denied(lab: Lab) -> None:

@@ -1,8 +1,8 @@
 """A routed one-node topology in throwaway network namespaces, like a routed CNI builds it.
 
 One "node" namespace, one namespace per pod; each pod's eth0 pairs with a host veth in the node,
-the pod has a /32 and a default route via a link-local gateway (a static neighbour entry for it),
-the node a /32 route and a static neighbour per pod. Names carry a random suffix so parallel runs
+the pod has a /32 and a /128 and default routes via link-local gateways (static neighbour entries),
+the node a /32 and a /128 route and static neighbours per pod. Names carry a random suffix so parallel runs
 never meet, and ``destroy`` removes exactly the namespaces it made (their links go with them).
 """
 
@@ -20,6 +20,7 @@ from pathlib import Path
 from .agents import PROBE, SERVER
 
 GATEWAY = "169.254.1.1"
+GATEWAY6 = "fe80::1"
 
 
 def sh(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -34,6 +35,7 @@ class PodNet:
     name: str
     netns: str
     ip: ipaddress.IPv4Address
+    ip6: ipaddress.IPv6Address
     mac: str
     host_veth: str
     host_mac: str
@@ -63,11 +65,13 @@ class Topology:
     def create(self, pods: list[str]) -> None:
         self._add_netns(self.node)
         self.ns_exec(self.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+        self.ns_exec(self.node, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
         for i, name in enumerate(pods, start=1):
             pod = PodNet(
                 name=name,
                 netns=f"pne-{name}-{self.suffix}",
                 ip=ipaddress.IPv4Address(f"10.200.0.{10 + i}"),
+                ip6=ipaddress.IPv6Address(f"fd00:200::{10 + i:x}"),
                 mac=f"02:00:00:00:01:{i:02x}",
                 host_veth=f"pe{self.suffix}h{i}",
                 host_mac=f"02:00:00:00:02:{i:02x}",
@@ -80,11 +84,18 @@ class Topology:
             sh("ip", "-n", self.node, "route", "add", f"{pod.ip}/32", "dev", pod.host_veth)
             sh("ip", "-n", self.node, "neigh", "replace", str(pod.ip), "lladdr", pod.mac, "dev", pod.host_veth,
                "nud", "permanent")  # fmt: skip
+            sh("ip", "-n", self.node, "-6", "route", "add", f"{pod.ip6}/128", "dev", pod.host_veth)
+            sh("ip", "-n", self.node, "-6", "neigh", "replace", str(pod.ip6), "lladdr", pod.mac, "dev", pod.host_veth,
+               "nud", "permanent")  # fmt: skip
             sh("ip", "-n", pod.netns, "addr", "add", f"{pod.ip}/32", "dev", "eth0")
+            sh("ip", "-n", pod.netns, "-6", "addr", "add", f"{pod.ip6}/128", "dev", "eth0", "nodad")
             sh("ip", "-n", pod.netns, "link", "set", "eth0", "up")
             sh("ip", "-n", pod.netns, "route", "add", GATEWAY, "dev", "eth0", "scope", "link")
             sh("ip", "-n", pod.netns, "route", "add", "default", "via", GATEWAY, "dev", "eth0")
             sh("ip", "-n", pod.netns, "neigh", "replace", GATEWAY, "lladdr", pod.host_mac, "dev", "eth0",
+               "nud", "permanent")  # fmt: skip
+            sh("ip", "-n", pod.netns, "-6", "route", "add", "default", "via", GATEWAY6, "dev", "eth0")
+            sh("ip", "-n", pod.netns, "-6", "neigh", "replace", GATEWAY6, "lladdr", pod.host_mac, "dev", "eth0",
                "nud", "permanent")  # fmt: skip
             self.pods[name] = pod
 
