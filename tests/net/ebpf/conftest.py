@@ -15,6 +15,7 @@ import yaml
 
 from podnet.datapath.ebpf import EbpfDatapath, Endpoint, ensure_bpffs
 from podnet.datapath.ebpf.system import unmount
+from podnet.datapath.nft import NftDatapath
 from podnet.k8s.parse import load_cluster
 from podnet.policy.compiler import CompiledPolicy, compile_cluster
 from podnet.policy.mapimage import map_image
@@ -30,18 +31,22 @@ NAMESPACE = "shop"
 class Lab:
     """The topology, a bpffs of its own, and helpers to compile manifests and program the kernel."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, backend: str = "ebpf") -> None:
         self.workdir = workdir
+        self.backend = backend
         self.topo = Topology(workdir)
         self.bpffs = workdir / "bpffs"
         self.mounted = False
         self.pin_dir = self.bpffs / f"node-{self.topo.suffix}"
-        self.dp: EbpfDatapath | None = None
+        self.dp: Any = None  # EbpfDatapath or NftDatapath: the same calls
         self.compiled: CompiledPolicy | None = None
         self.version = 0
 
-    def open(self) -> EbpfDatapath:
-        self.dp = EbpfDatapath(self.pin_dir, netns=self.topo.node)
+    def open(self) -> Any:
+        if self.backend == "nft":
+            self.dp = NftDatapath(netns=self.topo.node)
+        else:
+            self.dp = EbpfDatapath(self.pin_dir, netns=self.topo.node)
         self.dp.ensure_loaded()
         return self.dp
 
@@ -84,7 +89,7 @@ class Lab:
         errors: list[str] = []
         if self.dp is not None:
             try:
-                if self.pin_dir.exists():
+                if self.backend == "nft" or self.pin_dir.exists():
                     self.dp.destroy()
             except Exception as e:  # keep cleaning
                 errors.append(f"datapath: {e}")
@@ -95,13 +100,13 @@ class Lab:
         assert not errors, errors
 
 
-@pytest.fixture(scope="module")
-def lab() -> Iterator[Lab]:
+def make_lab(backend: str) -> Iterator[Lab]:
     if os.geteuid() != 0:
         pytest.fail("needs root", pytrace=False)
-    lab = Lab(Path(tempfile.mkdtemp(prefix="podnet-ebpf-")))
+    lab = Lab(Path(tempfile.mkdtemp(prefix=f"podnet-{backend}-")), backend)
     try:
-        lab.mounted = ensure_bpffs(lab.bpffs)
+        if backend == "ebpf":
+            lab.mounted = ensure_bpffs(lab.bpffs)
         lab.topo.create(["web", "db", "client"])
         lab.topo.start_servers(TCP_PORTS, UDP_PORTS, SCTP_PORTS)
         lab.open()
@@ -110,3 +115,8 @@ def lab() -> Iterator[Lab]:
         lab.teardown()
         leftover = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
         assert lab.topo.suffix not in leftover
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[Lab]:
+    yield from make_lab("ebpf")
