@@ -287,6 +287,22 @@ def test_drops_of_one_flow_are_aggregated(lab: Lab) -> None:
     assert [e.count for e in second] == [40]
 
 
+def test_an_endpoint_without_policy_rows_fails_closed(lab: Lab) -> None:
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    assert lab.dp is not None
+    db = lab.topo.pods["db"]
+    stats = lab.dp.apply_image(db.host_veth, {})  # what a freshly attached endpoint has
+    assert stats.written == 0 and stats.deleted > 0
+    drain(lab)
+    got = run_cases(lab, [("client", "db", "TCP", 8000), ("db", "client", "UDP", 53)], timeout=0.5)
+    assert not any(got.values()), got
+    reasons = {(e.direction, e.drop_reason_desc) for e in lab.dp.events(timeout=0.3) if e.type == "drop"}
+    assert reasons == {("ingress", "no policy entry"), ("egress", "no policy entry")}, reasons
+    lab.apply(compiled)
+    assert run_cases(lab, [("client", "web", "TCP", 8000)]) == {("client", "web", "TCP", 8000): True}
+
+
 def test_policy_change_writes_only_the_diff_and_applies_to_the_next_connection(lab: Lab) -> None:
     v1 = lab.compile(POLICIES_V1)
     lab.apply(v1)
