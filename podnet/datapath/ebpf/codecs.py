@@ -50,11 +50,13 @@ COUNTERS = (
     "ct_hits",
     "events_lost",
     "events_aggregated",
+    "redirected",
 )
 N_COUNTERS = 16
 RULE_TEXT_SIZE = 1024
 
-ENDPOINT = struct.Struct("<I4s16s6sBx")
+ENDPOINT = struct.Struct("<I4s16s6sBx6s2x")
+LOCAL_KEY = struct.Struct("<B3x16s")
 IFINDEX = struct.Struct("<I")
 IPCACHE_KEY = struct.Struct("<IB3x16s")
 IDENTITY = struct.Struct("<I")
@@ -65,7 +67,13 @@ CT_VALUE = struct.Struct("<QQQQIBBxx")
 EVENT = struct.Struct("<QIIIIIBBBBBBBBHH16s16s")
 COUNTER = struct.Struct("<Q")
 
-assert ENDPOINT.size == 32 and IPCACHE_KEY.size == 24 and POLICY_KEY.size == 16 and POLICY_VALUE.size == 8
+assert (
+    ENDPOINT.size == 40
+    and LOCAL_KEY.size == 20
+    and IPCACHE_KEY.size == 24
+    and POLICY_KEY.size == 16
+    and POLICY_VALUE.size == 8
+)
 assert CT_KEY.size == 44 and CT_VALUE.size == 40 and EVENT.size == 72
 
 
@@ -74,6 +82,10 @@ def mac_bytes(mac: str) -> bytes:
     if len(parts) != 6:
         raise ValueError(f"bad MAC address {mac!r}")
     return bytes(int(p, 16) for p in parts)
+
+
+def mac_text(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw)
 
 
 def addr16(addr: IPAddress) -> bytes:
@@ -95,6 +107,7 @@ class EndpointValue:
     ipv4: ipaddress.IPv4Address | None
     ipv6: ipaddress.IPv6Address | None
     flags: int = 0
+    host_mac: str = "00:00:00:00:00:00"
 
     def pack(self) -> bytes:
         flags = self.flags & EP_OWNS_CLSACT
@@ -106,18 +119,23 @@ class EndpointValue:
         if self.ipv6 is not None:
             flags |= EP_HAS_V6
             v6 = self.ipv6.packed
-        return ENDPOINT.pack(self.identity, v4, v6, mac_bytes(self.mac), flags)
+        return ENDPOINT.pack(self.identity, v4, v6, mac_bytes(self.mac), flags, mac_bytes(self.host_mac))
 
     @classmethod
     def unpack(cls, raw: bytes) -> EndpointValue:
-        identity, v4, v6, mac, flags = ENDPOINT.unpack(raw[: ENDPOINT.size])
+        identity, v4, v6, mac, flags, host_mac = ENDPOINT.unpack(raw[: ENDPOINT.size])
         return cls(
             identity,
-            ":".join(f"{b:02x}" for b in mac),
+            mac_text(mac),
             ipaddress.IPv4Address(v4) if flags & EP_HAS_V4 else None,
             ipaddress.IPv6Address(v6) if flags & EP_HAS_V6 else None,
             flags,
+            mac_text(host_mac),
         )
+
+    def local_keys(self) -> list[bytes]:
+        """The pod's addresses as ``pn_local`` keys."""
+        return [LOCAL_KEY.pack(a.version, addr16(a)) for a in (self.ipv4, self.ipv6) if a is not None]
 
 
 # -- ipcache -----------------------------------------------------------------------------------

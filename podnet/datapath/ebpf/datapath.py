@@ -16,9 +16,11 @@ Not thread-safe: one owner (the agent's datapath task) calls it.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
 import os
 import socket
+import struct
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -42,6 +44,7 @@ from .codecs import (
     IDENTITY,
     IFINDEX,
     IPCACHE_KEY,
+    LOCAL_KEY,
     N_COUNTERS,
     POLICY_KEY,
     POLICY_VALUE,
@@ -50,6 +53,7 @@ from .codecs import (
     EndpointValue,
     PolicyKey,
     identity_entries,
+    mac_text,
     policy_entries,
     rule_from_text,
     rule_text,
@@ -66,6 +70,7 @@ DROP_KEY_SIZE = CT_KEY.size + 4
 MAPS: dict[str, tuple[int, int]] = {
     "pn_endpoints": (IFINDEX.size, ENDPOINT.size),
     "pn_ipcache": (IPCACHE_KEY.size, IDENTITY.size),
+    "pn_local": (LOCAL_KEY.size, IFINDEX.size),
     "pn_policy": (POLICY_KEY.size, POLICY_VALUE.size),
     "pn_ct": (CT_KEY.size, CT_VALUE.size),
     "pn_drops": (DROP_KEY_SIZE, 16),
@@ -74,6 +79,7 @@ MAPS: dict[str, tuple[int, int]] = {
     "pn_events": (0, 0),
 }
 ENOENT, EEXIST = 2, 17
+SIOCGIFHWADDR = 0x8927
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,6 +204,15 @@ class EbpfDatapath:
             except OSError as e:
                 raise PodnetError(f"no interface {host_veth!r} in netns {self.netns or '(own)'}") from e
 
+    def host_mac(self, host_veth: str) -> str:
+        with in_netns(self.netns), socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            ifreq = struct.pack("16s16x", host_veth.encode())
+            try:
+                res = fcntl.ioctl(s.fileno(), SIOCGIFHWADDR, ifreq)
+            except OSError as e:
+                raise PodnetError(f"no MAC address for {host_veth!r}: {e}") from e
+        return mac_text(res[18:24])
+
     def attach(self, endpoint: Endpoint) -> int:
         """Ensure the endpoint's config and both programs on its host veth; returns the ifindex.
 
@@ -209,6 +224,7 @@ class EbpfDatapath:
         lib = libbpf.lib()
         eps = self._map("pn_endpoints")
         ifindex = self.ifindex(endpoint.host_veth)
+        host_mac = self.host_mac(endpoint.host_veth)
         key = IFINDEX.pack(ifindex)
         old_raw = eps.lookup(key)
         old = EndpointValue.unpack(old_raw) if old_raw is not None else None
@@ -221,13 +237,14 @@ class EbpfDatapath:
                 undo.callback(lib.bpf_tc_hook_destroy, libbpf.tc_hook(ifindex, BPF_TC_INGRESS | BPF_TC_EGRESS))
             elif rc != -EEXIST:
                 libbpf.check(rc, f"create clsact on {endpoint.host_veth}")
-            value = EndpointValue(endpoint.identity, endpoint.mac, endpoint.ipv4, endpoint.ipv6)
-            value = EndpointValue(value.identity, value.mac, value.ipv4, value.ipv6, EP_OWNS_CLSACT if owns else 0)
+            flags = EP_OWNS_CLSACT if owns else 0
+            value = EndpointValue(endpoint.identity, endpoint.mac, endpoint.ipv4, endpoint.ipv6, flags, host_mac)
             eps.update(key, value.pack())
             if old_raw is None:
                 undo.callback(eps.delete, key)
             else:
                 undo.callback(eps.update, key, old_raw)
+            self._sync_local(ifindex, value.local_keys())
             for prog, point in PROGRAMS.items():
                 opts = libbpf.tc_opts(self._progs[prog], BPF_TC_F_REPLACE, TC_HANDLE, TC_PRIORITY)
                 libbpf.check(lib.bpf_tc_attach(libbpf.tc_hook(ifindex, point), opts), f"attach {prog}")
@@ -263,7 +280,18 @@ class EbpfDatapath:
         self._forget_endpoint(ifindex)
         return removed
 
+    def _sync_local(self, ifindex: int, keys: list[bytes]) -> None:
+        """Make ``pn_local`` map exactly ``keys`` to ``ifindex`` (the endpoint's own addresses)."""
+        local = self._map("pn_local")
+        value = IFINDEX.pack(ifindex)
+        for k in keys:
+            local.update(k, value)
+        for k, v in local.entries():
+            if v == value and k not in keys:
+                local.delete(k)
+
     def _forget_endpoint(self, ifindex: int) -> None:
+        self._sync_local(ifindex, [])
         policy = self._map("pn_policy")
         for k in policy.key_list():
             if PolicyKey.unpack(k).endpoint == ifindex:

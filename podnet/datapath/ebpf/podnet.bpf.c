@@ -4,10 +4,13 @@
  *   pn_from_pod  tc ingress of the host veth: what the pod sends. Anti-spoofing, then the pod's
  *                EGRESS policy (peer = destination).
  *   pn_to_pod    tc egress of the host veth: what is routed to the pod. The pod's INGRESS policy
- *                (peer = source), whatever the source: a local pod, a remote node, the host, the world.
+ *                (peer = source), whatever the source: a remote node, the host, the world.
  *
- * Each direction is enforced at the hook of the pod it belongs to, so a connection between two
- * local pods is judged twice (source egress, destination ingress) exactly as the compiler's
+ * A packet from one local pod to another is judged at the source's hook for both sides (egress,
+ * then the destination's ingress) and handed to the destination with bpf_redirect_peer, which
+ * skips the node's routing and the destination's host veth.
+ *
+ * A connection is thus judged twice (source egress, destination ingress) exactly as the compiler's
  * decide() does, and a connection from another node still meets the destination's ingress policy.
  *
  * Per new connection: peer identity from pn_ipcache (LPM), decision from pn_policy (LPM over
@@ -51,6 +54,13 @@ struct {
 	__type(key, __u32);
 	__type(value, struct pn_endpoint);
 } pn_endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct pn_local_key);
+	__type(value, __u32);
+} pn_local SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -311,8 +321,9 @@ static __always_inline __u32 peer_identity(const struct pkt *p, __u8 dir)
 	return p->family == 4 ? PN_WORLD_V4 : PN_WORLD_V6;
 }
 
-/* Conntrack, then policy for a new connection. */
-static __always_inline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct pn_endpoint *ep,
+/* Conntrack, then policy for a new connection. A real function (not inlined): it runs for two
+ * endpoints on the redirect path, and each copy of its locals would count against the stack. */
+static __noinline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct pn_endpoint *ep,
 				   const struct pkt *p, __u8 dir)
 {
 	struct pn_ct_key ck = {};
@@ -386,6 +397,67 @@ static __always_inline int addr_eq(const __u8 *a, const __u8 *b, int n)
 	return 1;
 }
 
+/* A packet the source's egress allowed, for a pod on this node: judge the destination's ingress
+ * here (bpf_redirect_peer skips the destination's host veth, so pn_to_pod will not see it), then
+ * rewrite L2 as the node would, decrement the TTL, and hand it straight to the pod's eth0.
+ * Returns -1 when the destination is not local (the node routes the packet as usual). */
+static __always_inline int redirect_local(struct __sk_buff *skb, const struct pkt *p, __u32 from)
+{
+	struct pn_local_key lk = {};
+	struct pn_endpoint *dst;
+	__u32 *ifindex;
+	__u32 to;
+	int verdict;
+
+	lk.family = p->family;
+	__builtin_memcpy(lk.addr, p->daddr, 16);
+	ifindex = bpf_map_lookup_elem(&pn_local, &lk);
+	if (!ifindex || *ifindex == from)
+		return -1;
+	to = *ifindex;
+	dst = bpf_map_lookup_elem(&pn_endpoints, &to);
+	if (!dst)
+		return -1;
+	verdict = enforce(skb, to, dst, p, PN_DIR_INGRESS);
+	if (verdict != TC_ACT_OK)
+		return verdict;
+	if (p->family == 4) {
+		__u8 ttl;
+		__u16 old, new;
+
+		if (bpf_skb_load_bytes(skb, ETH_HLEN + 8, &ttl, 1) < 0 || ttl <= 1)
+			return -1; /* let the node answer with time exceeded */
+		old = bpf_htons((__u16)ttl << 8);
+		ttl--;
+		new = bpf_htons((__u16)ttl << 8);
+		bpf_l3_csum_replace(skb, ETH_HLEN + 10, old, new, 2);
+		bpf_skb_store_bytes(skb, ETH_HLEN + 8, &ttl, 1, 0);
+	} else {
+		__u8 hops;
+
+		if (bpf_skb_load_bytes(skb, ETH_HLEN + 7, &hops, 1) < 0 || hops <= 1)
+			return -1;
+		hops--;
+		bpf_skb_store_bytes(skb, ETH_HLEN + 7, &hops, 1, 0);
+	}
+	bpf_skb_store_bytes(skb, 0, dst->mac, ETH_ALEN, 0);
+	bpf_skb_store_bytes(skb, ETH_ALEN, dst->host_mac, ETH_ALEN, 0);
+	count(PN_CNT_REDIRECTED);
+	return bpf_redirect_peer(to, 0);
+}
+
+static __always_inline int from_pod_ip(struct __sk_buff *skb, __u32 ifindex, const struct pn_endpoint *ep,
+				       const struct pkt *p)
+{
+	int verdict = enforce(skb, ifindex, ep, p, PN_DIR_EGRESS);
+	int redirected;
+
+	if (verdict != TC_ACT_OK)
+		return verdict;
+	redirected = redirect_local(skb, p, ifindex);
+	return redirected < 0 ? TC_ACT_OK : redirected;
+}
+
 SEC("tc")
 int pn_from_pod(struct __sk_buff *skb)
 {
@@ -408,7 +480,7 @@ int pn_from_pod(struct __sk_buff *skb)
 	if (proto == ETH_P_IP) {
 		if (!(ep->flags & PN_EP_HAS_V4) || !addr_eq(p.saddr, (const __u8 *)&ep->ipv4, 4))
 			return drop(PN_DROP_INVALID_SIP, PN_DIR_EGRESS, ifindex, ep, 0, 0, &p);
-		return enforce(skb, ifindex, ep, &p, PN_DIR_EGRESS);
+		return from_pod_ip(skb, ifindex, ep, &p);
 	}
 	if (proto == ETH_P_IPV6) {
 		if (p.nd) {
@@ -417,7 +489,7 @@ int pn_from_pod(struct __sk_buff *skb)
 		}
 		if (!(ep->flags & PN_EP_HAS_V6) || !addr_eq(p.saddr, ep->ipv6, 16))
 			return drop(PN_DROP_INVALID_SIP, PN_DIR_EGRESS, ifindex, ep, 0, 0, &p);
-		return enforce(skb, ifindex, ep, &p, PN_DIR_EGRESS);
+		return from_pod_ip(skb, ifindex, ep, &p);
 	}
 	return drop(PN_DROP_INVALID, PN_DIR_EGRESS, ifindex, ep, 0, 0, &p);
 }

@@ -42,9 +42,10 @@
 #define PN_CNT_CT_HIT 6
 #define PN_CNT_EVENTS_LOST 7
 #define PN_CNT_EVENTS_AGGREGATED 8
+#define PN_CNT_REDIRECTED 9
 #define PN_CNT_MAX 16
 
-/* pn_endpoints: host veth ifindex -> the pod behind it. 32 bytes. */
+/* pn_endpoints: host veth ifindex -> the pod behind it. 40 bytes. */
 struct pn_endpoint {
 	__u32 identity;
 	__u32 ipv4;        /* network order */
@@ -52,6 +53,15 @@ struct pn_endpoint {
 	__u8 mac[6];       /* the pod's MAC (source of everything the pod sends) */
 	__u8 flags;        /* PN_EP_* */
 	__u8 pad;
+	__u8 host_mac[6];  /* the host veth's MAC: the pod's gateway, source of what it receives */
+	__u16 pad2;
+};
+
+/* pn_local: a local pod's address -> its host veth ifindex (for redirects between local pods). */
+struct pn_local_key {
+	__u8 family;
+	__u8 pad[3];
+	__u8 addr[16];
 };
 
 /* pn_ipcache: LPM key, data = family + 3 zero bytes + address (16 bytes, v4 in the first 4). */

@@ -158,6 +158,23 @@ def test_ipv6_connections_match_compiler(lab: Lab) -> None:
     assert (6, 6) in ends
 
 
+def test_local_pods_are_reached_by_redirect_without_the_node_routing(lab: Lab) -> None:
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    assert lab.dp is not None
+    before = lab.dp.counters()["redirected"]
+    node = lab.topo.node
+    lab.topo.ns_exec(node, "sysctl", "-qw", "net.ipv4.ip_forward=0", "net.ipv6.conf.all.forwarding=0")
+    try:
+        cases: list[Case] = [("web", "db", "TCP", 5432), ("client", "db", "TCP", 5432), ("client", "web", "UDP", 53)]
+        assert_matches_compiler(lab, compiled, cases)
+        assert_matches_compiler(lab, compiled, cases, family=6)
+    finally:
+        lab.topo.ns_exec(node, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+    # both directions of both allowed connections, per family, went pod to pod without the node's routing
+    assert lab.dp.counters()["redirected"] - before >= 8
+
+
 def test_replies_pass_where_the_reverse_direction_is_denied(lab: Lab) -> None:
     compiled = lab.compile(POLICIES_V1)
     lab.apply(compiled)
