@@ -117,7 +117,7 @@ struct pkt {
 	__u8 family;
 	__u8 proto;
 	__u8 tcp_flags;
-	__u8 nd;          /* IPv6 neighbour discovery */
+	__u8 nd;          /* IPv6 neighbour discovery, or link-scoped (link-local/unspecified to link-local/multicast) */
 	__u16 sport;      /* network order */
 	__u16 dport;
 	__u8 saddr[16];
@@ -268,6 +268,12 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u8 *sma
 		p->proto = ip6->nexthdr;
 		__builtin_memcpy(p->saddr, &ip6->saddr, 16);
 		__builtin_memcpy(p->daddr, &ip6->daddr, 16);
+		/* link-scoped traffic (MLD, ND, router solicitation from fe80:: or ::) never leaves the link */
+		if (((p->saddr[0] == 0xfe && (p->saddr[1] & 0xc0) == 0x80) ||
+		     (ip6->saddr.in6_u.u6_addr32[0] | ip6->saddr.in6_u.u6_addr32[1] | ip6->saddr.in6_u.u6_addr32[2] |
+		      ip6->saddr.in6_u.u6_addr32[3]) == 0) &&
+		    (p->daddr[0] == 0xff || (p->daddr[0] == 0xfe && (p->daddr[1] & 0xc0) == 0x80)))
+			p->nd = 1;
 		if (p->proto == IPPROTO_TCP) {
 			struct tcphdr *th = l4;
 
@@ -288,7 +294,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u8 *sma
 
 			if ((void *)(icmp + 1) > data_end)
 				return 0;
-			p->nd = icmp[0] >= 133 && icmp[0] <= 137;
+			p->nd |= icmp[0] >= 133 && icmp[0] <= 137;
 		}
 		return proto;
 	}

@@ -5,8 +5,8 @@ datagrams, and logs every UDP payload and every raw SCTP packet (the kernel may 
 so SCTP is observed with a raw socket) to LOG, one JSON line each. Prints ``ready`` once bound.
 
 probe.py JSON: runs the probes concurrently and prints one JSON list of results. A probe is
-``{"kind": "tcp"|"udp"|"sctp"|"raw_udp", "dst", "port", ...}``; tcp/udp report whether a reply came
-back, sctp and raw_udp only send (their delivery is read from the server's log).
+``{"kind": "tcp"|"udp"|"sctp"|"raw_udp"|"raw_eth", "dst", "port", ...}``; tcp/udp report whether a
+reply came back, the others only send (their delivery is read from the server's log).
 
 hold.py DST PORT: opens one TCP connection, prints ``connected``, then for each line on stdin sends
 it and prints ``echo`` when it comes back (``error ...`` otherwise): a long-lived connection.
@@ -95,6 +95,16 @@ def run(i, p):
             udp = struct.pack("!HHHH", p.get("sport", 40000 + i), p["port"], 8 + len(payload), 0) + payload
             s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
             s.sendto(ip_header(p["src"], p["dst"], 17, len(udp)) + udp, (p["dst"], 0)); s.close()
+            results[i] = True
+        elif p["kind"] == "raw_eth":
+            payload = p["data"].encode()
+            udp = struct.pack("!HHHH", p.get("sport", 40000 + i), p["port"], 8 + len(payload), 0) + payload
+            ip = bytearray(ip_header(p["src"], p["dst"], 17, len(udp)))
+            ip[10:12] = struct.pack("!H", csum(bytes(ip)))
+            frame = bytes.fromhex(p["dst_mac"].replace(":", "")) + bytes.fromhex(p["src_mac"].replace(":", ""))
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+            s.bind(("eth0", 0))
+            s.send(frame + b"\x08\x00" + bytes(ip) + udp); s.close()
             results[i] = True
         elif p["kind"] == "sctp":
             chunk = p["data"].encode()

@@ -276,6 +276,25 @@ def test_spoofed_source_is_dropped_and_reported(lab: Lab) -> None:
     assert lab.dp.counters()["drop_spoof"] == before + 1
 
 
+def test_spoofed_source_mac_is_dropped_and_reported(lab: Lab) -> None:
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    assert lab.dp is not None
+    drain(lab)
+    client, web = lab.topo.pods["client"], lab.topo.pods["web"]
+    honest, spoofed = f"honest-{secrets.token_hex(4)}", f"spoofed-{secrets.token_hex(4)}"
+    frame = {"kind": "raw_eth", "src": str(client.ip), "dst": str(web.ip), "port": 5353, "dst_mac": client.host_mac}
+    lab.topo.probe(
+        "client",
+        [{**frame, "src_mac": client.mac, "data": honest}, {**frame, "src_mac": "02:00:00:00:0f:0f", "data": spoofed}],
+    )
+    assert lab.topo.wait_logged("web", honest, timeout=2.0), "the control frame (true MAC) must arrive"
+    assert not lab.topo.wait_logged("web", spoofed, timeout=0.5)
+    drops = [e for e in lab.dp.events(timeout=0.3) if e.type == "drop"]
+    assert [(e.drop_reason, e.drop_reason_desc) for e in drops] == [(130, "spoofed source (MAC)")]
+    assert drops[0].endpoint == lab.dp.ifindex(client.host_veth)
+
+
 def test_drops_of_one_flow_are_aggregated(lab: Lab) -> None:
     compiled = lab.compile(POLICIES_V1)
     lab.apply(compiled)
