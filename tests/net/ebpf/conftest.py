@@ -26,6 +26,8 @@ TCP_PORTS = [5432, 8000, 8080, 8081, 9000]
 UDP_PORTS = [53, 5353]
 SCTP_PORTS = [7777]
 NAMESPACE = "shop"
+# declared ports, for named-port rules: db serves its DNS-like service on UDP 5353 as "dns"
+CONTAINER_PORTS: dict[str, list[dict[str, Any]]] = {"db": [{"name": "dns", "containerPort": 5353, "protocol": "UDP"}]}
 
 
 class Lab:
@@ -61,7 +63,9 @@ class Lab:
                     "apiVersion": "v1",
                     "kind": "Pod",
                     "metadata": {"name": pod.name, "namespace": NAMESPACE, "labels": {"app": pod.name}},
-                    "spec": {"containers": [{"name": "main", "image": "probe"}]},
+                    "spec": {
+                        "containers": [{"name": "main", "image": "probe", "ports": CONTAINER_PORTS.get(pod.name, [])}]
+                    },
                     "status": {"podIP": str(pod.ip), "podIPs": [{"ip": str(pod.ip)}, {"ip": str(pod.ip6)}]},
                 }
             )

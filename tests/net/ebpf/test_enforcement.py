@@ -36,7 +36,50 @@ def pods(app: str) -> dict[str, Any]:
     return {"podSelector": {"matchLabels": {"app": app}}}
 
 
-# db accepts web on a few ports and initiates nothing; web may only talk to the /24 except client.
+def subject(app: str) -> dict[str, Any]:
+    return {"pods": {"namespaceSelector": {}, "podSelector": {"matchLabels": {"app": app}}}}
+
+
+# Admin tiers: the cluster denies client -> web on TCP 8081 before any NetworkPolicy (ANP), and, by
+# default (BANP: only where no NetworkPolicy isolates), web's ingress from client on TCP 8080.
+ADMIN = [
+    {
+        "apiVersion": "policy.networking.k8s.io/v1alpha1",
+        "kind": "AdminNetworkPolicy",
+        "metadata": {"name": "no-client-to-8081"},
+        "spec": {
+            "priority": 10,
+            "subject": subject("client"),
+            "egress": [
+                {
+                    "name": "deny-8081",
+                    "action": "Deny",
+                    "to": [subject("web")],
+                    "ports": [{"portNumber": {"protocol": "TCP", "port": 8081}}],
+                }
+            ],
+        },
+    },
+    {
+        "apiVersion": "policy.networking.k8s.io/v1alpha1",
+        "kind": "BaselineAdminNetworkPolicy",
+        "metadata": {"name": "default"},
+        "spec": {
+            "subject": subject("web"),
+            "ingress": [
+                {
+                    "name": "no-client-8080",
+                    "action": "Deny",
+                    "from": [subject("client")],
+                    "ports": [{"portNumber": {"protocol": "TCP", "port": 8080}}],
+                }
+            ],
+        },
+    },
+]
+
+# db accepts web on a few ports (and client on its named port "dns") and initiates nothing; web may
+# only talk to the /24 except client.
 POLICIES_V1 = [
     np(
         "db-ingress",
@@ -51,7 +94,8 @@ POLICIES_V1 = [
                     {"protocol": "UDP", "port": 53},
                     {"protocol": "SCTP", "port": 7777},
                 ],
-            }
+            },
+            {"from": [pods("client")], "ports": [{"protocol": "UDP", "port": "dns"}]},
         ],
     ),
     np("db-egress", "db", ["Egress"], egress=[]),
@@ -61,6 +105,7 @@ POLICIES_V1 = [
         ["Egress"],
         egress=[{"to": [{"ipBlock": {"cidr": "10.200.0.0/24", "except": ["10.200.0.13/32"]}}]}],
     ),
+    *ADMIN,
 ]
 
 # The change: web loses 5432, client gains 9000.
@@ -145,6 +190,9 @@ def test_connections_match_compiler_for_every_pair_and_port(lab: Lab) -> None:
         assert {ok for c, ok in got.items() if c[2] == proto} == {True, False}, proto
     assert got[("web", "db", "TCP", 8080)] and not got[("web", "db", "TCP", 8081)]  # endPort
     assert got[("web", "db", "TCP", 5432)] and not got[("web", "client", "TCP", 5432)]  # ipBlock except
+    assert got[("client", "db", "UDP", 5353)] and not got[("client", "db", "UDP", 53)]  # named port
+    assert got[("client", "web", "TCP", 8000)] and not got[("client", "web", "TCP", 8081)]  # ANP deny
+    assert not got[("client", "web", "TCP", 8080)]  # BANP deny (web ingress is not isolated)
 
 
 def test_ipv6_connections_match_compiler(lab: Lab) -> None:
@@ -246,7 +294,7 @@ def test_events_carry_verdict_and_the_deciding_rule(lab: Lab) -> None:
     assert len(new) == len({(e.endpoint, e.direction, e.source, e.sport, e.destination, e.dport) for e in new})
     # the deciding rules are named: a NetworkPolicy rule and the isolation default deny both appear
     kinds = {e.rule.kind for e in events if e.rule is not None}
-    assert {"NetworkPolicy", "isolation"} <= kinds
+    assert {"NetworkPolicy", "isolation", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy"} <= kinds
 
 
 def test_spoofed_source_is_dropped_and_reported(lab: Lab) -> None:
