@@ -13,17 +13,18 @@ from __future__ import annotations
 import ipaddress
 import json
 import struct
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from podnet.k8s.model import Direction, IPAddress, IPNetwork
 from podnet.policy.compiler import Decision, RuleRef
-from podnet.policy.mapimage import MapImage
+from podnet.policy.mapimage import MapKey
 
 DIR_CODE: dict[Direction, int] = {"ingress": 0, "egress": 1}
 DIR_NAME: dict[int, Direction] = {0: "ingress", 1: "egress"}
 VERDICT_ALLOW = 1
 VERDICT_DENY = 2
+VERDICT_AUDIT = 3
 TIER_CODE = {"default": 0, "admin": 1, "network": 2, "baseline": 3}
 EVENT_POLICY_VERDICT = 1
 EVENT_DROP = 2
@@ -196,34 +197,34 @@ class PolicyKey:
         return cls(ep, peer, DIR_NAME[d], proto, int.from_bytes(port, "big"), plen - 80)
 
 
-def policy_value(decision: Decision, rule_id: Callable[[RuleRef | None], int]) -> bytes:
-    verdict = VERDICT_ALLOW if decision.verdict == "allow" else VERDICT_DENY
-    return POLICY_VALUE.pack(rule_id(decision.rule), verdict, TIER_CODE[decision.tier])
+def policy_value(decision: Decision, code: int, rule_id: Callable[[RuleRef | None], int]) -> bytes:
+    return POLICY_VALUE.pack(rule_id(decision.rule), code, TIER_CODE[decision.tier])
 
 
-def other_protocol_decision(decisions: Iterable[Decision]) -> Decision:
-    """The decision for protocols without ports toward one peer (see the module docstring)."""
-    ds = list(decisions)
-    for d in ds:
-        if d.verdict != "allow":
-            return d
-    return ds[0]
-
-
-def policy_entries(endpoint: int, image: MapImage, rule_id: Callable[[RuleRef | None], int]) -> dict[bytes, bytes]:
-    """Every kernel policy-map entry of one endpoint for ``image``."""
+def policy_entries(
+    endpoint: int, rows: dict[MapKey, tuple[Decision, int]], rule_id: Callable[[RuleRef | None], int]
+) -> dict[bytes, bytes]:
+    """Every kernel policy-map entry of one endpoint; ``rows`` is ``audit.enforced_image(image, ...)``."""
     out: dict[bytes, bytes] = {}
-    groups: dict[tuple[Direction, int], list[Decision]] = {}
-    for key in sorted(image):
-        decision = image[key]
-        groups.setdefault((key.direction, key.peer), []).append(decision)
-        value = policy_value(decision, rule_id)
+    groups: dict[tuple[Direction, int], list[tuple[Decision, int]]] = {}
+    for key in sorted(rows):
+        decision, code = rows[key]
+        groups.setdefault((key.direction, key.peer), []).append((decision, code))
+        value = policy_value(decision, code, rule_id)
         for port, plen in port_prefixes(key.lo, key.hi):
             out[policy_key(endpoint, key.peer, key.direction, key.protocol, port, plen)] = value
-    for (direction, peer), decisions in groups.items():
-        other = other_protocol_decision(decisions)
-        out[policy_key(endpoint, peer, direction, OTHER_PROTOCOL, 0, 0)] = policy_value(other, rule_id)
+    for (direction, peer), group in groups.items():
+        decision, code = other_protocol_row(group)
+        out[policy_key(endpoint, peer, direction, OTHER_PROTOCOL, 0, 0)] = policy_value(decision, code, rule_id)
     return out
+
+
+def other_protocol_row(rows: list[tuple[Decision, int]]) -> tuple[Decision, int]:
+    """Protocols without ports toward one peer: allowed when every port is, else the first non-allow row."""
+    for row in rows:
+        if row[1] != VERDICT_ALLOW:
+            return row
+    return rows[0]
 
 
 # -- rules -------------------------------------------------------------------------------------

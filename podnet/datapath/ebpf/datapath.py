@@ -33,6 +33,7 @@ from podnet.policy.identity import IdentityTable
 from podnet.policy.mapimage import MapImage
 
 from . import libbpf
+from .audit import Audit, enforced_image
 from .build import ensure_object
 from .codecs import (
     COUNTER,
@@ -344,8 +345,11 @@ class EbpfDatapath:
     def rules(self) -> dict[int, RuleRef]:
         return dict(self._rules)
 
-    def apply_image(self, endpoint: Endpoint | str | int, image: MapImage) -> SyncStats:
+    def apply_image(self, endpoint: Endpoint | str | int, image: MapImage, audit: Audit | None = None) -> SyncStats:
         """Write the difference between the endpoint's kernel rows and ``image``'s.
+
+        With ``audit`` (:mod:`.audit`), a deny that only audit-mode policies cause is enforced as if
+        they did not exist, and where that passes the new-connection event says AUDIT.
 
         New and changed rows are written before stale ones are deleted; every lookup meanwhile sees
         either the old or the new decision for its port. The previous rows are remembered; after a
@@ -356,7 +360,7 @@ class EbpfDatapath:
             ifindex = endpoint
         else:
             ifindex = self.ifindex(endpoint.host_veth if isinstance(endpoint, Endpoint) else endpoint)
-        desired = policy_entries(ifindex, image, self.rule_id)
+        desired = policy_entries(ifindex, enforced_image(image, audit), self.rule_id)
         actual = self._entries.get(ifindex)
         if actual is None:
             actual = {k: v for k, v in policy.entries() if PolicyKey.unpack(k).endpoint == ifindex}

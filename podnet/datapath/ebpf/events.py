@@ -8,16 +8,19 @@ from typing import Literal
 from podnet.k8s.model import Direction, IPAddress
 from podnet.policy.compiler import RuleRef
 
-from .codecs import DIR_NAME, DROP_REASONS, EVENT, EVENT_DROP, VERDICT_ALLOW, addr_from16
+from .codecs import DIR_NAME, DROP_REASONS, EVENT, EVENT_DROP, VERDICT_ALLOW, VERDICT_AUDIT, addr_from16
 
 EventType = Literal["policy-verdict", "drop"]
-EventVerdict = Literal["FORWARDED", "DROPPED"]
+EventVerdict = Literal["FORWARDED", "DROPPED", "AUDIT"]
 PROTOCOL_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 132: "SCTP"}
 
 
 @dataclass(frozen=True, slots=True)
 class DatapathEvent:
     """One decision of the kernel: a new connection it allowed, or packets it dropped.
+
+    ``verdict`` AUDIT: a new connection that policy would deny, passed because every policy that
+    isolates the pod is in audit mode (``podnet.io/audit: "true"``).
 
     ``count`` is the number of packets the record stands for: drops of one flow and reason are
     reported at most once a second, the record carrying how many were dropped since the last one.
@@ -83,7 +86,7 @@ def decode_event(raw: bytes, rules: dict[int, RuleRef]) -> DatapathEvent:
     return DatapathEvent(
         time_ns=time_ns,
         type="drop" if etype == EVENT_DROP else "policy-verdict",
-        verdict="FORWARDED" if verdict == VERDICT_ALLOW else "DROPPED",
+        verdict="FORWARDED" if verdict == VERDICT_ALLOW else "AUDIT" if verdict == VERDICT_AUDIT else "DROPPED",
         drop_reason=reason,
         drop_reason_desc=DROP_REASONS.get(reason, f"reason {reason}") if reason else "",
         endpoint=endpoint,

@@ -370,7 +370,7 @@ static __noinline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct
 	}
 	if (!pv)
 		return drop(PN_DROP_NO_POLICY, dir, ifindex, ep, peer, 0, p);
-	if (pv->verdict != PN_VERDICT_ALLOW)
+	if (pv->verdict != PN_VERDICT_ALLOW && pv->verdict != PN_VERDICT_AUDIT)
 		return drop(PN_DROP_POLICY, dir, ifindex, ep, peer, pv->rule_id, p);
 
 	nv.created_ns = now;
@@ -383,7 +383,7 @@ static __noinline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct
 	bpf_map_update_elem(&pn_ct, &ck, &nv, BPF_ANY);
 	count(PN_CNT_NEW_CONN);
 	count(PN_CNT_FORWARDED);
-	emit(PN_EVENT_POLICY_VERDICT, PN_VERDICT_ALLOW, 0, dir, ifindex, ep, peer, pv->rule_id, 1, p);
+	emit(PN_EVENT_POLICY_VERDICT, pv->verdict, 0, dir, ifindex, ep, peer, pv->rule_id, 1, p);
 	return TC_ACT_OK;
 }
 

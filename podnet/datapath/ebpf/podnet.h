@@ -13,6 +13,7 @@
 
 #define PN_VERDICT_ALLOW 1
 #define PN_VERDICT_DENY 2
+#define PN_VERDICT_AUDIT 3 /* would be denied, but the deciding policy is in audit mode: pass, record */
 
 #define PN_EVENT_POLICY_VERDICT 1
 #define PN_EVENT_DROP 2

@@ -24,6 +24,7 @@ from podnet.policy.compiler import RuleRef
 from podnet.policy.identity import IdentityTable
 from podnet.policy.mapimage import MapImage
 
+from ..ebpf.audit import Audit, enforced_image
 from ..ebpf.codecs import rule_text
 from ..ebpf.datapath import Endpoint, SyncStats
 from .render import (
@@ -46,7 +47,7 @@ class NftError(PodnetError):
 class _EndpointState:
     ifname: str
     image: MapImage
-    elements: Elements
+    audit: Audit | None
 
 
 class NftDatapath:
@@ -207,7 +208,7 @@ class NftDatapath:
                 if have.get(k) != v:
                     target = v.split()[1]
                     if target not in self._chains and target not in new_chains:
-                        verdict = "counter return" if target.endswith("_allow") else "counter drop"
+                        verdict = "counter drop" if target.endswith("_deny") else "counter return"
                         chains.append(f"add chain inet {self.table} {target}")
                         chains.append(f"add rule inet {self.table} {target} {verdict}")
                         new_chains.add(target)
@@ -241,15 +242,18 @@ class NftDatapath:
         if plan == self._plan:
             return SyncStats(0, 0)
         self._plan = plan
-        desired = {name: endpoint_elements(name, st.image, plan, self.rule_id) for name, st in self._endpoints.items()}
+        desired = {
+            name: endpoint_elements(name, enforced_image(st.image, st.audit), plan, self.rule_id)
+            for name, st in self._endpoints.items()
+        }
         return self._converge(desired, set(desired))
 
-    def apply_image(self, endpoint: Endpoint | str, image: MapImage) -> SyncStats:
+    def apply_image(self, endpoint: Endpoint | str, image: MapImage, audit: Audit | None = None) -> SyncStats:
         self.ensure_loaded()
         name = endpoint.host_veth if isinstance(endpoint, Endpoint) else endpoint
-        elements = endpoint_elements(name, image, self._plan, self.rule_id)
+        elements = endpoint_elements(name, enforced_image(image, audit), self._plan, self.rule_id)
         stats = self._converge({name: elements}, {name})
-        self._endpoints[name] = _EndpointState(name, image, elements)
+        self._endpoints[name] = _EndpointState(name, image, audit)
         return stats
 
     def counters(self) -> dict[str, int]:

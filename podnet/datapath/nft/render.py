@@ -6,7 +6,7 @@ addresses flattened: every interval belongs to its longest covering prefix, pods
 peer's exact rows are written once per interval of that peer. Lookup order is the eBPF one: the
 exact map (interface, peer address, protocol, port), then the wildcard map (interface, protocol,
 port); a miss on both drops ("no policy entry"). A decision is ``goto`` a chain per rule and verdict
-(``pn_r<id>_allow`` counts and returns, ``pn_r<id>_deny`` counts and drops): the number of rules
+(``pn_r<id>_allow`` and ``_audit`` count and return, ``pn_r<id>_deny`` counts and drops): the number of rules
 evaluated per packet does not grow with the number of policies.
 """
 
@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from podnet.k8s.model import Direction, IPAddress, IPNetwork
 from podnet.policy.compiler import Decision, RuleRef
 from podnet.policy.identity import WORLD_V4, WORLD_V6
-from podnet.policy.mapimage import WILDCARD, MapImage
+from podnet.policy.mapimage import WILDCARD
 
-from ..ebpf.codecs import other_protocol_decision
+from ..ebpf.audit import Enforced
+from ..ebpf.codecs import VERDICT_ALLOW, VERDICT_AUDIT, other_protocol_row
 
 Span = tuple[int, int]
 Part = str | int | Span
@@ -50,8 +51,8 @@ def wild_other_map(direction: Direction) -> str:
     return f"wild_other_{direction}"
 
 
-def verdict_chain(rule_id: int, decision: Decision) -> str:
-    return f"pn_r{rule_id}_{'allow' if decision.verdict == 'allow' else 'deny'}"
+def verdict_chain(rule_id: int, code: int) -> str:
+    return f"pn_r{rule_id}_{'allow' if code == VERDICT_ALLOW else 'audit' if code == VERDICT_AUDIT else 'deny'}"
 
 
 def table_script(table: str) -> str:
@@ -174,27 +175,26 @@ Elements = dict[str, dict[ElemKey, str]]  # map name -> key -> verdict ("goto ch
 
 
 def endpoint_elements(
-    ifname: str, image: MapImage, plan: AddressPlan, rule_id: Callable[[RuleRef | None], int]
+    ifname: str, rows: Enforced, plan: AddressPlan, rule_id: Callable[[RuleRef | None], int]
 ) -> Elements:
-    """Every map element of one endpoint for ``image``."""
+    """Every map element of one endpoint; ``rows`` is ``audit.enforced_image(image, ...)``."""
     out: Elements = {}
 
-    def put(m: str, key: ElemKey, decision: Decision) -> None:
-        out.setdefault(m, {})[key] = f"goto {verdict_chain(rule_id(decision.rule), decision)}"
+    def put(m: str, key: ElemKey, row: tuple[Decision, int]) -> None:
+        out.setdefault(m, {})[key] = f"goto {verdict_chain(rule_id(row[0].rule), row[1])}"
 
-    groups: dict[tuple[Direction, int], list[Decision]] = {}
-    for key in sorted(image):
-        groups.setdefault((key.direction, key.peer), []).append(image[key])
-    for key in sorted(image):
-        decision = image[key]
+    groups: dict[tuple[Direction, int], list[tuple[Decision, int]]] = {}
+    for key in sorted(rows):
+        row = rows[key]
+        groups.setdefault((key.direction, key.peer), []).append(row)
         if key.peer == WILDCARD:
-            put(wild_map(key.direction), (ifname, key.protocol, (key.lo, key.hi)), decision)
+            put(wild_map(key.direction), (ifname, key.protocol, (key.lo, key.hi)), row)
             continue
         for fam, spans in plan.intervals.get(key.peer, {}).items():
             for span in spans:
-                put(exact_map(key.direction, fam), (ifname, span, key.protocol, (key.lo, key.hi)), decision)
-    for (direction, peer), decisions in groups.items():
-        other = other_protocol_decision(decisions)
+                put(exact_map(key.direction, fam), (ifname, span, key.protocol, (key.lo, key.hi)), row)
+    for (direction, peer), group in groups.items():
+        other = other_protocol_row(group)
         if peer == WILDCARD:
             put(wild_other_map(direction), (ifname,), other)
             continue

@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from podnet.datapath.ebpf import EbpfDatapath, Endpoint, ensure_bpffs
+from podnet.datapath.ebpf.audit import Audit, audit_policies
 from podnet.datapath.ebpf.system import unmount
 from podnet.datapath.nft import NftDatapath
 from podnet.k8s.parse import load_cluster
@@ -84,7 +85,8 @@ class Lab:
         for name, pod in self.topo.pods.items():
             ident = self.identity(compiled, name)
             self.dp.attach(Endpoint(pod.host_veth, pod.mac, ident, ipv4=pod.ip, ipv6=pod.ip6))
-            s = self.dp.apply_image(pod.host_veth, map_image(compiled, ident))
+            audit = Audit(compiled, ident, audit_policies(compiled.cluster))
+            s = self.dp.apply_image(pod.host_veth, map_image(compiled, ident), audit)
             stats[name] = (s.written, s.deleted)
         self.compiled = compiled
         return stats

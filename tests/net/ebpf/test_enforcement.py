@@ -22,14 +22,12 @@ from .topology import sh
 PODS = ("web", "db", "client")
 
 
-def np(name: str, app: str, types: list[str], **rules: Any) -> dict[str, Any]:
+def np(name: str, app: str, types: list[str], audit: bool = False, **rules: Any) -> dict[str, Any]:
     spec: dict[str, Any] = {"podSelector": {"matchLabels": {"app": app}}, "policyTypes": types, **rules}
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "NetworkPolicy",
-        "metadata": {"name": name, "namespace": NAMESPACE},
-        "spec": spec,
-    }
+    meta: dict[str, Any] = {"name": name, "namespace": NAMESPACE}
+    if audit:
+        meta["annotations"] = {"podnet.io/audit": "true"}
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": meta, "spec": spec}
 
 
 def pods(app: str) -> dict[str, Any]:
@@ -107,6 +105,9 @@ POLICIES_V1 = [
     ),
     *ADMIN,
 ]
+
+# Audit mode: a policy that would isolate web's ingress to db only, annotated podnet.io/audit.
+POLICIES_AUDIT = [*POLICIES_V1, np("web-only-db", "web", ["Ingress"], audit=True, ingress=[{"from": [pods("db")]}])]
 
 # The change: web loses 5432, client gains 9000.
 POLICIES_V2 = [
@@ -385,6 +386,30 @@ def test_an_endpoint_without_policy_rows_fails_closed(lab: Lab) -> None:
     assert reasons == {("ingress", "no policy entry"), ("egress", "no policy entry")}, reasons
     lab.apply(compiled)
     assert run_cases(lab, [("client", "web", "TCP", 8000)]) == {("client", "web", "TCP", 8000): True}
+
+
+def test_audit_mode_passes_would_be_drops_and_records_them(lab: Lab) -> None:
+    compiled = lab.compile(POLICIES_AUDIT)
+    lab.apply(compiled)
+    assert lab.dp is not None
+    drain(lab)
+    cases: list[Case] = [
+        ("client", "web", "TCP", 8000),  # only the audit policy denies: passes, recorded as AUDIT
+        ("client", "web", "TCP", 8080),  # the baseline denies it once the audit policy is set aside
+        ("client", "web", "TCP", 8081),  # the admin policy denies it whatever the audit policy says
+    ]
+    assert all(not verdict(lab, compiled, c).allowed for c in cases)  # what the analyzer says
+    got = run_cases(lab, cases)
+    assert [got[c] for c in cases] == [True, False, False]
+    web = lab.topo.pods["web"]
+    web_ep = lab.dp.ifindex(web.host_veth)
+    events = [e for e in lab.dp.events(timeout=0.3) if e.endpoint == web_ep and e.direction == "ingress"]
+    by_port = {e.dport: e for e in events}
+    assert by_port[8000].verdict == "AUDIT" and by_port[8000].type == "policy-verdict"
+    assert by_port[8000].rule is not None and by_port[8000].rule.isolated_by == ("shop/web-only-db",)
+    assert by_port[8080].verdict == "DROPPED" and by_port[8080].rule is not None
+    assert by_port[8080].rule.kind == "BaselineAdminNetworkPolicy"
+    assert 8081 not in by_port  # dropped at client's egress by the admin policy
 
 
 def test_policy_change_writes_only_the_diff_and_applies_to_the_next_connection(lab: Lab) -> None:

@@ -11,6 +11,7 @@ from podnet.policy.mapimage import map_image
 from tests.net.ebpf.agents import HOLD
 from tests.net.ebpf.conftest import Lab
 from tests.net.ebpf.test_enforcement import (
+    POLICIES_AUDIT,
     POLICIES_V1,
     POLICIES_V2,
     Case,
@@ -104,6 +105,15 @@ def test_nft_restart_converges_without_writes(lab: Lab) -> None:
     assert_matches_compiler(lab, compiled, sample)
     again = lab.dp.apply_image(lab.topo.pods["db"].host_veth, map_image(compiled, lab.identity(compiled, "db")))
     assert (again.written, again.deleted) == (0, 0)
+
+
+def test_nft_audit_mode_passes_would_be_drops(lab: Lab) -> None:
+    compiled = lab.compile(POLICIES_AUDIT)
+    lab.apply(compiled)
+    cases: list[Case] = [("client", "web", "TCP", 8000), ("client", "web", "TCP", 8080), ("client", "web", "TCP", 8081)]
+    got = run_cases(lab, cases)
+    assert [got[c] for c in cases] == [True, False, False]
+    assert "_audit" in lab.topo.ns_exec(lab.topo.node, "nft", "list", "chains").stdout
 
 
 def test_nft_destroy_removes_the_table_only(lab: Lab) -> None:

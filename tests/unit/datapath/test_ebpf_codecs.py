@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from podnet.datapath.ebpf.audit import enforced_image
 from podnet.datapath.ebpf.codecs import (
     EVENT,
     OTHER_PROTOCOL,
@@ -69,7 +70,7 @@ def test_kernel_rows_decide_like_the_image(docs: list[dict[str, Any]]) -> None:
 
     for subject in compiled.identities.pods():
         image = map_image(compiled, subject.id)
-        rows = {PolicyKey.unpack(k): v for k, v in policy_entries(7, image, rule_id).items()}
+        rows = {PolicyKey.unpack(k): v for k, v in policy_entries(7, enforced_image(image), rule_id).items()}
         for direction in DIRECTIONS:
             for peer in compiled.identities.by_id:
                 for proto in PROTOCOLS:
