@@ -73,6 +73,8 @@ def _print(level: int, fmt: bytes | None, args: int | None) -> int:
     _libc.vsnprintf(buf, len(buf), fmt, args)
     text = buf.value.decode(errors="replace").rstrip()
     recent.append(text)
+    if "Exclusivity flag on" in text:  # bpf_tc_hook_create on an existing clsact: expected, handled
+        level = 2
     log.log(_LEVELS.get(level, logging.DEBUG), "%s", text)
     return 0
 

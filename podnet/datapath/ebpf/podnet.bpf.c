@@ -113,6 +113,27 @@ struct {
 	__uint(max_entries, 1 << 20);
 } pn_events SEC(".maps");
 
+/* IPv4 fragments: the first one carries the ports, the others find them here by datagram. */
+struct pn_frag_key {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 id;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct pn_frag_ports {
+	__u16 sport;
+	__u16 dport;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct pn_frag_key);
+	__type(value, struct pn_frag_ports);
+} pn_frags SEC(".maps");
+
 struct pkt {
 	__u8 family;
 	__u8 proto;
@@ -214,8 +235,10 @@ static __always_inline int drop(__u8 reason, __u8 dir, __u32 ifindex, const stru
 /* Parse L3/L4 into *p. Returns the ethertype (host order), 0 when the frame is truncated. */
 static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u8 *smac)
 {
+	struct pn_frag_key fk = {};
 	void *data, *data_end;
 	struct ethhdr *eth;
+	int first_frag = 0;
 	__u16 proto;
 
 	if (skb->len > skb->data_end - skb->data)
@@ -237,8 +260,23 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u8 *sma
 		p->proto = ip->protocol;
 		__builtin_memcpy(p->saddr, &ip->saddr, 4);
 		__builtin_memcpy(p->daddr, &ip->daddr, 4);
-		if (ip->frag_off & bpf_htons(0x1fff))
-			return proto; /* not the first fragment: no ports */
+		if (ip->frag_off & bpf_htons(0x3fff)) {
+			fk.saddr = ip->saddr;
+			fk.daddr = ip->daddr;
+			fk.id = ip->id;
+			fk.proto = ip->protocol;
+			if (ip->frag_off & bpf_htons(0x1fff)) {
+				/* a later fragment: the ports of its datagram's first one, if it was seen */
+				struct pn_frag_ports *fp = bpf_map_lookup_elem(&pn_frags, &fk);
+
+				if (fp) {
+					p->sport = fp->sport;
+					p->dport = fp->dport;
+				}
+				return proto;
+			}
+			first_frag = 1;
+		}
 		l4 = (void *)ip + ip->ihl * 4;
 		if (p->proto == IPPROTO_TCP) {
 			struct tcphdr *th = l4;
@@ -255,6 +293,11 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u8 *sma
 				return 0;
 			p->sport = ports[0];
 			p->dport = ports[1];
+		}
+		if (first_frag) {
+			struct pn_frag_ports fp = {p->sport, p->dport};
+
+			bpf_map_update_elem(&pn_frags, &fk, &fp, BPF_ANY);
 		}
 		return proto;
 	}

@@ -46,7 +46,7 @@ def tcp(port):
 def udp(port):
     s = dual(socket.SOCK_DGRAM); s.bind(("::", port))
     while True:
-        data, peer = s.recvfrom(2048)
+        data, peer = s.recvfrom(65535)
         log({"proto": "udp", "port": port, "src": peer[0], "data": data.decode(errors="replace")})
         s.sendto(b"ok:" + data, peer)
 def sctp():
@@ -89,7 +89,7 @@ def run(i, p):
             family = socket.AF_INET6 if ":" in p["dst"] else socket.AF_INET
             s = socket.socket(family, socket.SOCK_DGRAM); s.settimeout(t)
             s.sendto(p["data"].encode(), (p["dst"], p["port"]))
-            data, _ = s.recvfrom(2048); results[i] = data == b"ok:" + p["data"].encode(); s.close()
+            data, _ = s.recvfrom(65535); results[i] = data == b"ok:" + p["data"].encode(); s.close()
         elif p["kind"] == "raw_udp":
             payload = p["data"].encode()
             udp = struct.pack("!HHHH", p.get("sport", 40000 + i), p["port"], 8 + len(payload), 0) + payload

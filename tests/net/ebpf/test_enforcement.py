@@ -224,6 +224,18 @@ def test_local_pods_are_reached_by_redirect_without_the_node_routing(lab: Lab) -
     assert lab.dp.counters()["redirected"] - before >= 8
 
 
+def test_fragmented_datagrams_are_judged_by_their_ports(lab: Lab) -> None:
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    db = lab.topo.pods["db"]
+    big = "x" * 4000  # three fragments on a 1500-byte MTU, each way
+    for src, want in (("web", True), ("client", False)):
+        assert verdict(lab, compiled, (src, "db", "UDP", 53)).allowed is want
+        probe = {"kind": "udp", "dst": str(db.ip), "port": 53, "data": f"{src}-{secrets.token_hex(4)}-{big}"}
+        assert lab.topo.probe(src, [probe]) == [want], src
+    assert lab.dp is not None and lab.dp.maps["pn_frags"].key_list()  # first fragments left their ports
+
+
 def test_replies_pass_where_the_reverse_direction_is_denied(lab: Lab) -> None:
     compiled = lab.compile(POLICIES_V1)
     lab.apply(compiled)

@@ -51,6 +51,15 @@ def test_nft_replies_pass_where_the_reverse_direction_is_denied(lab: Lab) -> Non
     assert [got[c] for c in cases] == [True, False, True, False]
 
 
+def test_nft_fragmented_datagrams(lab: Lab) -> None:
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    db = lab.topo.pods["db"]
+    for src, want in (("web", True), ("client", False)):
+        probe = {"kind": "udp", "dst": str(db.ip), "port": 53, "data": f"{src}-{secrets.token_hex(4)}-" + "x" * 4000}
+        assert lab.topo.probe(src, [probe]) == [want], src
+
+
 def test_nft_spoofed_source_is_dropped_and_counted(lab: Lab) -> None:
     compiled = lab.compile(POLICIES_V1)
     lab.apply(compiled)
