@@ -139,6 +139,9 @@ struct pkt {
 	__u8 proto;
 	__u8 tcp_flags;
 	__u8 nd;          /* IPv6 neighbour discovery, or link-scoped (link-local/unspecified to link-local/multicast) */
+	__u8 arp_sha[6];  /* ARP (Ethernet/IPv4): sender hardware and protocol address */
+	__u8 arp_spa[4];
+	__u8 arp_ok;      /* the ARP header was read */
 	__u16 sport;      /* network order */
 	__u16 dport;
 	__u8 saddr[16];
@@ -341,6 +344,18 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u8 *sma
 		}
 		return proto;
 	}
+	if (proto == ETH_P_ARP_) {
+		__u8 *arp = (void *)(eth + 1);
+
+		if ((void *)(arp + 28) > data_end)
+			return 0;
+		if (arp[0] == 0 && arp[1] == 1 && arp[2] == 0x08 && arp[3] == 0 && arp[4] == 6 && arp[5] == 4) {
+			__builtin_memcpy(p->arp_sha, arp + 8, 6);
+			__builtin_memcpy(p->arp_spa, arp + 14, 4);
+			p->arp_ok = 1;
+		}
+		return proto;
+	}
 	return proto;
 }
 
@@ -523,6 +538,13 @@ int pn_from_pod(struct __sk_buff *skb)
 	if (!mac_eq(smac, ep->mac))
 		return drop(PN_DROP_INVALID_SMAC, PN_DIR_EGRESS, ifindex, ep, 0, 0, &p);
 	if (proto == ETH_P_ARP_) {
+		/* the pod may only speak for itself: its MAC, its address (or 0.0.0.0, a probe) */
+		__u32 spa;
+
+		__builtin_memcpy(&spa, p.arp_spa, 4);
+		if (!p.arp_ok || !mac_eq(p.arp_sha, ep->mac) ||
+		    (spa != 0 && (!(ep->flags & PN_EP_HAS_V4) || spa != ep->ipv4)))
+			return drop(PN_DROP_INVALID_SIP, PN_DIR_EGRESS, ifindex, ep, 0, 0, &p);
 		count(PN_CNT_FORWARDED);
 		return TC_ACT_OK;
 	}

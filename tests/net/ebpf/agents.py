@@ -5,7 +5,7 @@ datagrams, and logs every UDP payload and every raw SCTP packet (the kernel may 
 so SCTP is observed with a raw socket) to LOG, one JSON line each. Prints ``ready`` once bound.
 
 probe.py JSON: runs the probes concurrently and prints one JSON list of results. A probe is
-``{"kind": "tcp"|"udp"|"sctp"|"raw_udp"|"raw_eth", "dst", "port", ...}``; tcp/udp report whether a
+``{"kind": "tcp"|"udp"|"sctp"|"raw_udp"|"raw_eth"|"raw_arp", "dst", "port", ...}``; tcp/udp report whether a
 reply came back, the others only send (their delivery is read from the server's log).
 
 hold.py DST PORT: opens one TCP connection, prints ``connected``, then for each line on stdin sends
@@ -105,6 +105,14 @@ def run(i, p):
             s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
             s.bind(("eth0", 0))
             s.send(frame + b"\x08\x00" + bytes(ip) + udp); s.close()
+            results[i] = True
+        elif p["kind"] == "raw_arp":
+            mac = lambda m: bytes.fromhex(m.replace(":", ""))
+            arp = struct.pack("!HHBBH", 1, 0x0800, 6, 4, 1) + mac(p["sha"]) + socket.inet_aton(p["spa"])
+            arp += b"\0" * 6 + socket.inet_aton(p["dst"])
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+            s.bind(("eth0", 0))
+            s.send(b"\xff" * 6 + mac(p["src_mac"]) + b"\x08\x06" + arp); s.close()
             results[i] = True
         elif p["kind"] == "sctp":
             chunk = p["data"].encode()

@@ -108,7 +108,7 @@ class Lab:
 
 def make_lab(backend: str) -> Iterator[Lab]:
     if os.geteuid() != 0:
-        pytest.fail("needs root", pytrace=False)
+        pytest.fail("tests/net need root (network namespaces, tc, eBPF, nftables): run them as root", pytrace=False)
     lab = Lab(Path(tempfile.mkdtemp(prefix=f"podnet-{backend}-")), backend)
     try:
         if backend == "ebpf":

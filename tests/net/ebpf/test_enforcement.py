@@ -356,6 +356,20 @@ def test_spoofed_source_mac_is_dropped_and_reported(lab: Lab) -> None:
     assert drops[0].endpoint == lab.dp.ifindex(client.host_veth)
 
 
+def test_arp_speaking_for_another_address_is_dropped(lab: Lab) -> None:
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    assert lab.dp is not None
+    drain(lab)
+    client = lab.topo.pods["client"]
+    before = lab.dp.counters()["drop_spoof"]
+    arp = {"kind": "raw_arp", "src_mac": client.mac, "sha": client.mac, "dst": "169.254.1.1"}
+    lab.topo.probe("client", [{**arp, "spa": str(client.ip)}, {**arp, "spa": str(lab.topo.pods["web"].ip)}])
+    drops = [e for e in lab.dp.events(timeout=0.3) if e.type == "drop"]
+    assert [(e.drop_reason_desc, e.source) for e in drops] == [("spoofed source", None)], drops
+    assert lab.dp.counters()["drop_spoof"] == before + 1  # the honest ARP passed
+
+
 def test_drops_of_one_flow_are_aggregated(lab: Lab) -> None:
     compiled = lab.compile(POLICIES_V1)
     lab.apply(compiled)
