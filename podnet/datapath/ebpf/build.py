@@ -74,7 +74,3 @@ def ensure_object(out_dir: Path | None = None) -> Path:
         raise BuildError(f"compiling {SOURCE_DIR / 'podnet.bpf.c'} failed", proc.stderr)
     os.replace(tmp, target)
     return target
-
-
-if __name__ == "__main__":  # compile at install time: python -m podnet.datapath.ebpf.build
-    print(ensure_object())
