@@ -83,6 +83,8 @@ class Lab:
         self.dp.sync_identities(compiled.identities)
         stats = {}
         for name, pod in self.topo.pods.items():
+            if not pod.local:
+                continue
             ident = self.identity(compiled, name)
             self.dp.attach(Endpoint(pod.host_veth, pod.mac, ident, ipv4=pod.ip, ipv6=pod.ip6))
             audit = Audit(compiled, ident, audit_policies(compiled.cluster))
@@ -113,7 +115,7 @@ def make_lab(backend: str) -> Iterator[Lab]:
     try:
         if backend == "ebpf":
             lab.mounted = ensure_bpffs(lab.bpffs)
-        lab.topo.create(["web", "db", "client"])
+        lab.topo.create(["web", "db", "client"], remote=("far",))
         lab.topo.start_servers(TCP_PORTS, UDP_PORTS, SCTP_PORTS)
         lab.open()
         yield lab

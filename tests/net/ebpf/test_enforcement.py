@@ -94,6 +94,7 @@ POLICIES_V1 = [
                 ],
             },
             {"from": [pods("client")], "ports": [{"protocol": "UDP", "port": "dns"}]},
+            {"from": [pods("far")], "ports": [{"protocol": "TCP", "port": 9000}]},
         ],
     ),
     np("db-egress", "db", ["Egress"], egress=[]),
@@ -149,7 +150,7 @@ def run_cases(lab: Lab, cases: list[Case], timeout: float = 1.0, family: int = 4
     """Try every case with real packets; True when the connection worked (SCTP: the packet arrived)."""
     markers: dict[Case, str] = {}
     out: dict[Case, bool] = {}
-    for src in PODS:
+    for src in sorted({c[0] for c in cases}):
         mine = [c for c in cases if c[0] == src]
         probes: list[dict[str, object]] = []
         for c in mine:
@@ -234,6 +235,28 @@ def test_fragmented_datagrams_are_judged_by_their_ports(lab: Lab) -> None:
         probe = {"kind": "udp", "dst": str(db.ip), "port": 53, "data": f"{src}-{secrets.token_hex(4)}-{big}"}
         assert lab.topo.probe(src, [probe]) == [want], src
     assert lab.dp is not None and lab.dp.maps["pn_frags"].key_list()  # first fragments left their ports
+
+
+def test_traffic_from_another_node_meets_the_destination_ingress(lab: Lab) -> None:
+    """ "far" stands for a pod on another node: its packets reach local pods through pn_to_pod."""
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    assert lab.dp is not None
+    drain(lab)
+    ports: list[tuple[Protocol, int]] = [("TCP", p) for p in TCP_PORTS] + [("UDP", p) for p in UDP_PORTS]
+    cases: list[Case] = [("far", dst, proto, port) for dst in PODS for proto, port in ports]
+    cases += [(src, "far", proto, port) for src in PODS for proto, port in ports]
+    for family in (4, 6):
+        got = assert_matches_compiler(lab, compiled, cases, family=family)
+        assert got[("far", "db", "TCP", 9000)] and not got[("far", "db", "TCP", 5432)]
+        assert got[("client", "far", "TCP", 8000)] and not got[("web", "far", "TCP", 8000)]
+    db_ep = lab.dp.ifindex(lab.topo.pods["db"].host_veth)
+    far_ip = str(lab.topo.pods["far"].ip)
+    events = [e for e in lab.dp.events(timeout=0.3) if e.endpoint == db_ep and str(e.source) == far_ip]
+    allowed = [e for e in events if e.dport == 9000]
+    assert allowed and all(e.verdict == "FORWARDED" and e.direction == "ingress" for e in allowed)
+    assert allowed[0].rule is not None and (allowed[0].rule.name, allowed[0].rule.index) == ("db-ingress", 2)
+    assert all(e.verdict == "DROPPED" for e in events if e.dport == 5432)
 
 
 def test_replies_pass_where_the_reverse_direction_is_denied(lab: Lab) -> None:
@@ -508,7 +531,7 @@ def test_enforcement_survives_the_process_and_a_restart_has_no_gap(lab: Lab) -> 
     # no process holds the programs or maps now: the pins and the tc filters do
     assert {p.name for p in lab.pin_dir.iterdir()} >= {"pn_policy", "pn_ct", "pn_ipcache", "pn_from_pod", "pn_to_pod"}
     for pod in lab.topo.pods.values():
-        assert "pn_from_pod" in _tc_filters(lab, pod.host_veth)
+        assert ("pn_from_pod" in _tc_filters(lab, pod.host_veth)) is pod.local
     assert_matches_compiler(lab, compiled, sample)
     # a new process converges with what the kernel holds: nothing to write
     lab.open()
@@ -525,7 +548,8 @@ def test_destroy_removes_exactly_what_was_created(lab: Lab) -> None:
     # a qdisc podnet did not create stays (the test's own, on a host veth)
     web = lab.topo.pods["web"]
     for pod in lab.topo.pods.values():
-        assert "clsact" in lab.topo.ns_exec(lab.topo.node, "tc", "qdisc", "show", "dev", pod.host_veth).stdout
+        qdiscs = lab.topo.ns_exec(lab.topo.node, "tc", "qdisc", "show", "dev", pod.host_veth).stdout
+        assert ("clsact" in qdiscs) is pod.local
     lab.dp.destroy()
     assert not lab.pin_dir.exists()
     assert sorted(p.name for p in lab.bpffs.iterdir() if not p.name.endswith(".debug")) == []

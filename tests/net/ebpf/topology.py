@@ -40,6 +40,7 @@ class PodNet:
     host_veth: str
     host_mac: str
     log: Path
+    local: bool = True  # False: stands for a pod on another node (its veth is the node's uplink, no programs)
     server: subprocess.Popen[str] | None = None
 
 
@@ -62,20 +63,25 @@ class Topology:
         self.namespaces.append(name)
         sh("ip", "-n", name, "link", "set", "lo", "up")
 
-    def create(self, pods: list[str]) -> None:
+    def create(self, pods: list[str], remote: tuple[str, ...] = ()) -> None:
+        """Local pods get 10.200.0.11… and fd00:200::b…; ``remote`` ones (another node's pods, reached
+        through an uplink veth of the node) get 10.200.1.11… and fd00:201::b…."""
         self._add_netns(self.node)
         self.ns_exec(self.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
         self.ns_exec(self.node, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
-        for i, name in enumerate(pods, start=1):
+        for i, name in enumerate([*pods, *remote], start=1):
+            local = name in pods
+            net = 0 if local else 1
             pod = PodNet(
                 name=name,
                 netns=f"pne-{name}-{self.suffix}",
-                ip=ipaddress.IPv4Address(f"10.200.0.{10 + i}"),
-                ip6=ipaddress.IPv6Address(f"fd00:200::{10 + i:x}"),
+                ip=ipaddress.IPv4Address(f"10.200.{net}.{10 + i}"),
+                ip6=ipaddress.IPv6Address(f"fd00:20{net}::{10 + i:x}"),
                 mac=f"02:00:00:00:01:{i:02x}",
-                host_veth=f"pe{self.suffix}h{i}",
+                host_veth=f"pe{self.suffix}{'h' if local else 'u'}{i}",
                 host_mac=f"02:00:00:00:02:{i:02x}",
                 log=self.workdir / f"{name}.log",
+                local=local,
             )
             self._add_netns(pod.netns)
             sh("ip", "-n", self.node, "link", "add", pod.host_veth, "address", pod.host_mac, "type", "veth",

@@ -38,6 +38,16 @@ def test_nft_connections_match_compiler_ipv4_and_ipv6(lab: Lab) -> None:
     assert _table(lab).count("vmap @") == 12
 
 
+def test_nft_traffic_from_another_node(lab: Lab) -> None:
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    cases: list[Case] = [("far", dst, "TCP", p) for dst in ("web", "db", "client") for p in (5432, 9000)]
+    cases += [(src, "far", "TCP", 8000) for src in ("web", "db", "client")]
+    for family in (4, 6):
+        got = assert_matches_compiler(lab, compiled, cases, family=family)
+        assert got[("far", "db", "TCP", 9000)] and not got[("far", "db", "TCP", 5432)]
+
+
 def test_nft_replies_pass_where_the_reverse_direction_is_denied(lab: Lab) -> None:
     compiled = lab.compile(POLICIES_V1)
     lab.apply(compiled)
