@@ -80,7 +80,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 131072);
+	__uint(max_entries, 65536);
 	__type(key, struct pn_ct_key);
 	__type(value, struct pn_ct_value);
 } pn_ct SEC(".maps");
@@ -244,7 +244,8 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u8 *sma
 	int first_frag = 0;
 	__u16 proto;
 
-	if (skb->len > skb->data_end - skb->data)
+	/* headers beyond the linear part (rare on veth): pull them in, at most PULL_LEN bytes */
+	if (skb->data_end - skb->data < PULL_LEN && skb->len > skb->data_end - skb->data)
 		bpf_skb_pull_data(skb, skb->len < PULL_LEN ? skb->len : PULL_LEN);
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
