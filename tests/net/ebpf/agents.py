@@ -24,7 +24,7 @@ def serve(c):
     try:
         c.sendall(b"ok")
         while True:
-            data = c.recv(1024)
+            data = c.recv(1 << 20)
             if not data:
                 break
             c.sendall(data)
@@ -85,6 +85,19 @@ def run(i, p):
         if p["kind"] == "tcp":
             s = socket.create_connection((p["dst"], p["port"]), timeout=t)
             s.settimeout(t); ok = s.recv(16) == b"ok"; s.close(); results[i] = ok
+        elif p["kind"] == "bulk":  # send p["bytes"] and read the echo back: a bulk transfer both ways
+            s = socket.create_connection((p["dst"], p["port"]), timeout=t)
+            s.settimeout(10); assert s.recv(2) == b"ok"
+            total, got = p["bytes"], [0]
+            def reader():
+                while got[0] < total:
+                    chunk = s.recv(1 << 20)
+                    if not chunk: break
+                    got[0] += len(chunk)
+            r = threading.Thread(target=reader); r.start()
+            block = b"x" * 65536
+            for _ in range(total // len(block)): s.sendall(block)
+            r.join(); s.close(); results[i] = got[0] == total
         elif p["kind"] == "udp":
             family = socket.AF_INET6 if ":" in p["dst"] else socket.AF_INET
             s = socket.socket(family, socket.SOCK_DGRAM); s.settimeout(t)

@@ -259,6 +259,29 @@ def test_traffic_from_another_node_meets_the_destination_ingress(lab: Lab) -> No
     assert all(e.verdict == "DROPPED" for e in events if e.dport == 5432)
 
 
+def test_a_bulk_transfer_is_one_connection_event_and_conntrack_hits(lab: Lab) -> None:
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    assert lab.dp is not None
+    drain(lab)
+    before = lab.dp.counters()
+    db = lab.topo.pods["db"]
+    size = 64 << 20
+    started = time.monotonic()
+    assert lab.topo.probe("web", [{"kind": "bulk", "dst": str(db.ip), "port": 5432, "bytes": size}]) == [True]
+    elapsed = time.monotonic() - started
+    after = lab.dp.counters()
+    events = [e for e in lab.dp.events(timeout=0.3) if e.dport == 5432 or e.sport == 5432]
+    # one verdict per side of the one connection; every other packet went through conntrack
+    assert sorted((e.type, e.direction) for e in events) == [
+        ("policy-verdict", "egress"),
+        ("policy-verdict", "ingress"),
+    ]
+    assert after["ct_hits"] - before["ct_hits"] > 100
+    assert after["drop_policy"] == before["drop_policy"]
+    print(f"bulk 2 x {size >> 20} MiB through the datapath in {elapsed:.2f}s")
+
+
 def test_replies_pass_where_the_reverse_direction_is_denied(lab: Lab) -> None:
     compiled = lab.compile(POLICIES_V1)
     lab.apply(compiled)
