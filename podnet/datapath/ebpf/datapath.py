@@ -365,8 +365,6 @@ class EbpfDatapath:
         actual = self._entries.get(ifindex)
         if actual is None:
             actual = {k: v for k, v in policy.entries() if PolicyKey.unpack(k).endpoint == ifindex}
-        self._entries[ifindex] = actual  # kept current below even if a write fails half-way
-        stats = SyncStats(0, 0)
         try:
             stats = self._converge(policy, actual, desired)
         except BpfError:
