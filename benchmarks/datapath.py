@@ -14,7 +14,9 @@ pods behind the eBPF datapath (the topology of tests/net/ebpf), then measures in
   destination's ingress), how many events per second the reader decoded while the kernel produced
   them, and how many the kernel could not queue (ring buffer full: the reader fell behind).
 
-    sudo python benchmarks/datapath.py [--seconds 3] [--roundtrips 3000] [--flood 100000]
+    sudo python benchmarks/datapath.py [--seconds 3] [--roundtrips 3000] [--flood 100000] [--repeat 3]
+
+Servers run on CPU 0 and clients on CPU 1 (taskset), so runs compare like with like.
 
 Prints one JSON object. Targets (issue 5): throughput at least 0.95 of the bare pair, p50 latency
 within 1.1 of it, 10 vs 10,000 policies at most 2% apart, at least 50,000 events per second.
@@ -26,6 +28,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -89,8 +92,12 @@ print(sent)
 """
 
 
-def netns_py(netns: str, script: str, *args: str) -> list[str]:
-    return ["ip", "netns", "exec", netns, sys.executable, "-c", script, *args]
+SERVER_CPU, CLIENT_CPU = "0", str(min(1, (os.cpu_count() or 1) - 1))
+
+
+def netns_py(netns: str, script: str, *args: str, cpu: str | None = None) -> list[str]:
+    pin = ["taskset", "-c", cpu] if cpu is not None else []
+    return ["ip", "netns", "exec", netns, *pin, sys.executable, "-c", script, *args]
 
 
 def start(cmd: list[str], wait_ready: bool = True) -> subprocess.Popen[str]:
@@ -103,10 +110,12 @@ def start(cmd: list[str], wait_ready: bool = True) -> subprocess.Popen[str]:
 
 def throughput(server_ns: str, client_ns: str, ip: str, seconds: float) -> float:
     """Gbit/s received, iperf3, one TCP stream."""
-    server = start(["ip", "netns", "exec", server_ns, "iperf3", "-s", "-1", "-p", str(IPERF_PORT)], wait_ready=False)
+    server_cmd = ["ip", "netns", "exec", server_ns, "taskset", "-c", SERVER_CPU, "iperf3", "-s", "-1"]
+    server = start([*server_cmd, "-p", str(IPERF_PORT)], wait_ready=False)
     time.sleep(0.3)
     try:
-        out = sh("ip", "netns", "exec", client_ns, "iperf3", "-c", ip, "-p", str(IPERF_PORT), "-t", str(seconds), "-J")
+        client = ["ip", "netns", "exec", client_ns, "taskset", "-c", CLIENT_CPU, "iperf3", "-c", ip]
+        out = sh(*client, "-p", str(IPERF_PORT), "-t", str(seconds), "-J")
         return float(json.loads(out.stdout)["end"]["sum_received"]["bits_per_second"]) / 1e9
     finally:
         server.kill()
@@ -115,9 +124,9 @@ def throughput(server_ns: str, client_ns: str, ip: str, seconds: float) -> float
 
 def latency(server_ns: str, client_ns: str, ip: str, n: int) -> dict[str, float]:
     """Round-trip microseconds of a 1-byte TCP ping-pong: p50 and p95."""
-    server = start(netns_py(server_ns, PING_SERVER, str(PING_PORT)))
+    server = start(netns_py(server_ns, PING_SERVER, str(PING_PORT), cpu=SERVER_CPU))
     try:
-        out = sh(*netns_py(client_ns, PING_CLIENT, ip, str(PING_PORT), str(n)))
+        out = sh(*netns_py(client_ns, PING_CLIENT, ip, str(PING_PORT), str(n), cpu=CLIENT_CPU))
         rtts = sorted(json.loads(out.stdout))
         return {"p50_us": rtts[len(rtts) // 2] / 1e3, "p95_us": rtts[int(len(rtts) * 0.95)] / 1e3}
     finally:
@@ -187,6 +196,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--roundtrips", type=int, default=3000)
     ap.add_argument("--flood", type=int, default=100000)
+    ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("benchmarks/datapath.py needs root")
@@ -198,22 +208,30 @@ def main() -> None:
     result: dict[str, Any] = {}
     try:
         bare = bare_pair(topo.suffix)
-        result["bare_veth"] = {
-            "gbit_s": throughput(bare[1], bare[0], bare[2], args.seconds),
-            **latency(bare[1], bare[0], bare[2], args.roundtrips),
-        }
         topo.create(["client", "server"])
         mounted = ensure_bpffs(bpffs)
         dp = EbpfDatapath(bpffs / "node", netns=topo.node)
         dp.ensure_loaded()
         client, server = topo.pods["client"], topo.pods["server"]
-        for n in (10, 10000):
-            compiled = cluster(topo, n)
-            apply(dp, topo, compiled)
-            result[f"ebpf_{n}_policies"] = {
-                "gbit_s": throughput(server.netns, client.netns, str(server.ip), args.seconds),
-                **latency(server.netns, client.netns, str(server.ip), args.roundtrips),
-            }
+        compiled_by_n = {n: cluster(topo, n) for n in (10, 10000)}
+        runs: dict[str, list[dict[str, float]]] = {}
+        for _ in range(args.repeat):  # interleaved rounds; each figure is the median over rounds
+            runs.setdefault("bare_veth", []).append(
+                {
+                    "gbit_s": throughput(bare[1], bare[0], bare[2], args.seconds),
+                    **latency(bare[1], bare[0], bare[2], args.roundtrips),
+                }
+            )
+            for n, compiled in compiled_by_n.items():
+                apply(dp, topo, compiled)
+                runs.setdefault(f"ebpf_{n}_policies", []).append(
+                    {
+                        "gbit_s": throughput(server.netns, client.netns, str(server.ip), args.seconds),
+                        **latency(server.netns, client.netns, str(server.ip), args.roundtrips),
+                    }
+                )
+        for name, rounds in runs.items():
+            result[name] = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
         base, p10, p10k = result["bare_veth"], result["ebpf_10_policies"], result["ebpf_10000_policies"]
         result["ratios"] = {
             "throughput_vs_bare": p10["gbit_s"] / base["gbit_s"],

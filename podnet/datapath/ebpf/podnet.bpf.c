@@ -403,11 +403,16 @@ static __noinline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct
 	ct = bpf_map_lookup_elem(&pn_ct, &ck);
 	if (ct && ct->expires_ns > now &&
 	    !(ct->closing && (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)) {
-		__sync_fetch_and_add(&ct->packets, 1);
-		__sync_fetch_and_add(&ct->bytes, skb->len);
-		if (p->tcp_flags & (TCP_FIN | TCP_RST))
+		/* statistics without atomics, and the lifetime refreshed at most once a second: the
+		 * fast path writes as little as possible to a line both directions' CPUs share */
+		ct->packets += 1;
+		ct->bytes += skb->len;
+		if ((p->tcp_flags & (TCP_FIN | TCP_RST)) && !ct->closing) {
 			ct->closing = 1;
-		ct->expires_ns = now + lifetime(p, ct->closing);
+			ct->expires_ns = now + CT_CLOSING_LIFETIME;
+		} else if (!ct->closing && ct->expires_ns < now + lifetime(p, 0) - NS) {
+			ct->expires_ns = now + lifetime(p, 0);
+		}
 		count(PN_CNT_CT_HIT);
 		count(PN_CNT_FORWARDED);
 		return TC_ACT_OK;
