@@ -110,7 +110,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 20);
+	__uint(max_entries, 4 << 20);
 } pn_events SEC(".maps");
 
 /* IPv4 fragments: the first one carries the ports, the others find them here by datagram. */
