@@ -109,6 +109,8 @@ class Lab:
 
 
 def make_lab(backend: str) -> Iterator[Lab]:
+    if backend == "ebpf" and not os.path.exists("/sys/kernel/btf/vmlinux"):
+        pytest.fail("the eBPF tests need a kernel with BPF and BTF (/sys/kernel/btf/vmlinux)", pytrace=False)
     if os.geteuid() != 0:
         pytest.fail("tests/net need root (network namespaces, tc, eBPF, nftables): run them as root", pytrace=False)
     lab = Lab(Path(tempfile.mkdtemp(prefix=f"podnet-{backend}-")), backend)
