@@ -1,0 +1,596 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/* podnet's tc programs, attached to the host side of every pod's veth.
+ *
+ *   pn_from_pod  tc ingress of the host veth: what the pod sends. Anti-spoofing, then the pod's
+ *                EGRESS policy (peer = destination).
+ *   pn_to_pod    tc egress of the host veth: what is routed to the pod. The pod's INGRESS policy
+ *                (peer = source), whatever the source: a remote node, the host, the world.
+ *
+ * A packet from one local pod to another is judged at the source's hook for both sides (egress,
+ * then the destination's ingress) and handed to the destination with bpf_redirect_peer, which
+ * skips the node's routing and the destination's host veth.
+ *
+ * A connection is thus judged twice (source egress, destination ingress) exactly as the compiler's
+ * decide() does, and a connection from another node still meets the destination's ingress policy.
+ *
+ * Per new connection: peer identity from pn_ipcache (LPM), decision from pn_policy (LPM over
+ * endpoint, peer, direction, protocol, port prefix; exact peer first, else the wildcard peer 0),
+ * then an entry in pn_ct keyed from the endpoint's point of view, so the connection's later packets
+ * and its replies pass without a policy lookup. Events go to pn_events: one per allowed new
+ * connection, and drops aggregated per flow and reason (one record per second at most).
+ */
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/in.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/pkt_cls.h>
+#include <linux/tcp.h>
+#include <bpf/bpf_endian.h>
+#include <bpf/bpf_helpers.h>
+
+#include "podnet.h"
+
+#define NS 1000000000ULL
+#define CT_TCP_LIFETIME (3600 * NS)
+#define CT_CLOSING_LIFETIME (10 * NS)
+#define CT_OTHER_LIFETIME (60 * NS)
+#define DROP_REPORT_INTERVAL NS
+#define PULL_LEN 128
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_ACK 0x10
+
+#ifndef IPPROTO_SCTP
+#define IPPROTO_SCTP 132
+#endif
+#define ETH_P_ARP_ 0x0806
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct pn_endpoint);
+} pn_endpoints SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct pn_local_key);
+	__type(value, __u32);
+} pn_local SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct pn_ipcache_key);
+	__type(value, __u32);
+} pn_ipcache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 262144);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct pn_policy_key);
+	__type(value, struct pn_policy_value);
+} pn_policy SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct pn_ct_key);
+	__type(value, struct pn_ct_value);
+} pn_ct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct pn_drop_key);
+	__type(value, struct pn_drop_value);
+} pn_drops SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, PN_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} pn_counters SEC(".maps");
+
+/* Rule id -> the rule's JSON text, written by userspace so any reader can name the rule of an event. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, __u32);
+	__type(value, char[1024]);
+} pn_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} pn_events SEC(".maps");
+
+/* IPv4 fragments: the first one carries the ports, the others find them here by datagram. */
+struct pn_frag_key {
+	__u32 saddr;
+	__u32 daddr;
+	__u16 id;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct pn_frag_ports {
+	__u16 sport;
+	__u16 dport;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct pn_frag_key);
+	__type(value, struct pn_frag_ports);
+} pn_frags SEC(".maps");
+
+struct pkt {
+	__u8 family;
+	__u8 proto;
+	__u8 tcp_flags;
+	__u8 nd;          /* IPv6 neighbour discovery, or link-scoped (link-local/unspecified to link-local/multicast) */
+	__u8 arp_sha[6];  /* ARP (Ethernet/IPv4): sender hardware and protocol address */
+	__u8 arp_spa[4];
+	__u8 arp_ok;      /* the ARP header was read */
+	__u16 sport;      /* network order */
+	__u16 dport;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&pn_counters, &idx);
+
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void emit(__u8 type, __u8 verdict, __u8 reason, __u8 dir, __u32 ifindex,
+				 const struct pn_endpoint *ep, __u32 peer, __u32 rule, __u32 n,
+				 const struct pkt *p)
+{
+	struct pn_event *e = bpf_ringbuf_reserve(&pn_events, sizeof(*e), 0);
+
+	if (!e) {
+		count(PN_CNT_EVENTS_LOST);
+		return;
+	}
+	e->time_ns = bpf_ktime_get_ns();
+	e->endpoint = ifindex;
+	e->identity = ep ? ep->identity : 0;
+	e->peer_identity = peer;
+	e->rule_id = rule;
+	e->count = n;
+	e->type = type;
+	e->verdict = verdict;
+	e->reason = reason;
+	e->direction = dir;
+	e->family = p->family;
+	e->protocol = p->proto;
+	e->tcp_flags = p->tcp_flags;
+	e->is_reply = 0;
+	e->sport = bpf_ntohs(p->sport);
+	e->dport = bpf_ntohs(p->dport);
+	__builtin_memcpy(e->saddr, p->saddr, 16);
+	__builtin_memcpy(e->daddr, p->daddr, 16);
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline void flow_key(struct pn_ct_key *k, __u32 ifindex, const struct pkt *p, __u8 dir)
+{
+	k->endpoint = ifindex;
+	k->family = p->family;
+	k->protocol = p->proto;
+	if (dir == PN_DIR_EGRESS) {
+		k->lport = p->sport;
+		k->rport = p->dport;
+		__builtin_memcpy(k->laddr, p->saddr, 16);
+		__builtin_memcpy(k->raddr, p->daddr, 16);
+	} else {
+		k->lport = p->dport;
+		k->rport = p->sport;
+		__builtin_memcpy(k->laddr, p->daddr, 16);
+		__builtin_memcpy(k->raddr, p->saddr, 16);
+	}
+}
+
+/* Drop, reporting at most one event per flow and reason per DROP_REPORT_INTERVAL; the event's
+ * count says how many packets it stands for. */
+static __always_inline int drop(__u8 reason, __u8 dir, __u32 ifindex, const struct pn_endpoint *ep,
+				__u32 peer, __u32 rule, const struct pkt *p)
+{
+	struct pn_drop_key dk = {};
+	struct pn_drop_value nv = {};
+	struct pn_drop_value *dv;
+	__u64 now = bpf_ktime_get_ns();
+
+	if (reason == PN_DROP_POLICY || reason == PN_DROP_NO_POLICY)
+		count(PN_CNT_DROP_POLICY);
+	else if (reason == PN_DROP_INVALID_SIP || reason == PN_DROP_INVALID_SMAC)
+		count(PN_CNT_DROP_SPOOF);
+	else
+		count(PN_CNT_DROP_OTHER);
+	flow_key(&dk.flow, ifindex, p, dir);
+	dk.reason = reason;
+	dv = bpf_map_lookup_elem(&pn_drops, &dk);
+	if (dv && now - dv->last_report_ns < DROP_REPORT_INTERVAL) {
+		__sync_fetch_and_add(&dv->suppressed, 1);
+		count(PN_CNT_EVENTS_AGGREGATED);
+		return TC_ACT_SHOT;
+	}
+	nv.last_report_ns = now;
+	bpf_map_update_elem(&pn_drops, &dk, &nv, BPF_ANY);
+	emit(PN_EVENT_DROP, PN_VERDICT_DENY, reason, dir, ifindex, ep, peer, rule, dv ? dv->suppressed + 1 : 1, p);
+	return TC_ACT_SHOT;
+}
+
+/* Parse L3/L4 into *p. Returns the ethertype (host order), 0 when the frame is truncated. */
+static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u8 *smac)
+{
+	struct pn_frag_key fk = {};
+	void *data, *data_end;
+	struct ethhdr *eth;
+	int first_frag = 0;
+	__u16 proto;
+
+	/* headers beyond the linear part (rare on veth): pull them in, at most PULL_LEN bytes */
+	if (skb->data_end - skb->data < PULL_LEN && skb->len > skb->data_end - skb->data)
+		bpf_skb_pull_data(skb, skb->len < PULL_LEN ? skb->len : PULL_LEN);
+	data = (void *)(long)skb->data;
+	data_end = (void *)(long)skb->data_end;
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return 0;
+	__builtin_memcpy(smac, eth->h_source, ETH_ALEN);
+	proto = bpf_ntohs(eth->h_proto);
+	if (proto == ETH_P_IP) {
+		struct iphdr *ip = (void *)(eth + 1);
+		void *l4;
+
+		if ((void *)(ip + 1) > data_end || ip->ihl < 5)
+			return 0;
+		p->family = 4;
+		p->proto = ip->protocol;
+		__builtin_memcpy(p->saddr, &ip->saddr, 4);
+		__builtin_memcpy(p->daddr, &ip->daddr, 4);
+		if (ip->frag_off & bpf_htons(0x3fff)) {
+			fk.saddr = ip->saddr;
+			fk.daddr = ip->daddr;
+			fk.id = ip->id;
+			fk.proto = ip->protocol;
+			if (ip->frag_off & bpf_htons(0x1fff)) {
+				/* a later fragment: the ports of its datagram's first one, if it was seen */
+				struct pn_frag_ports *fp = bpf_map_lookup_elem(&pn_frags, &fk);
+
+				if (fp) {
+					p->sport = fp->sport;
+					p->dport = fp->dport;
+				}
+				return proto;
+			}
+			first_frag = 1;
+		}
+		l4 = (void *)ip + ip->ihl * 4;
+		if (p->proto == IPPROTO_TCP) {
+			struct tcphdr *th = l4;
+
+			if ((void *)(th + 1) > data_end)
+				return 0;
+			p->sport = th->source;
+			p->dport = th->dest;
+			p->tcp_flags = ((__u8 *)th)[13];
+		} else if (p->proto == IPPROTO_UDP || p->proto == IPPROTO_SCTP) {
+			__u16 *ports = l4;
+
+			if ((void *)(ports + 2) > data_end)
+				return 0;
+			p->sport = ports[0];
+			p->dport = ports[1];
+		}
+		if (first_frag) {
+			struct pn_frag_ports fp = {p->sport, p->dport};
+
+			bpf_map_update_elem(&pn_frags, &fk, &fp, BPF_ANY);
+		}
+		return proto;
+	}
+	if (proto == ETH_P_IPV6) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		void *l4 = (void *)(ip6 + 1);
+
+		if ((void *)(ip6 + 1) > data_end)
+			return 0;
+		p->family = 6;
+		p->proto = ip6->nexthdr;
+		__builtin_memcpy(p->saddr, &ip6->saddr, 16);
+		__builtin_memcpy(p->daddr, &ip6->daddr, 16);
+		/* link-scoped traffic (MLD, ND, router solicitation from fe80:: or ::) never leaves the link */
+		if (((p->saddr[0] == 0xfe && (p->saddr[1] & 0xc0) == 0x80) ||
+		     (ip6->saddr.in6_u.u6_addr32[0] | ip6->saddr.in6_u.u6_addr32[1] | ip6->saddr.in6_u.u6_addr32[2] |
+		      ip6->saddr.in6_u.u6_addr32[3]) == 0) &&
+		    (p->daddr[0] == 0xff || (p->daddr[0] == 0xfe && (p->daddr[1] & 0xc0) == 0x80)))
+			p->nd = 1;
+		if (p->proto == IPPROTO_TCP) {
+			struct tcphdr *th = l4;
+
+			if ((void *)(th + 1) > data_end)
+				return 0;
+			p->sport = th->source;
+			p->dport = th->dest;
+			p->tcp_flags = ((__u8 *)th)[13];
+		} else if (p->proto == IPPROTO_UDP || p->proto == IPPROTO_SCTP) {
+			__u16 *ports = l4;
+
+			if ((void *)(ports + 2) > data_end)
+				return 0;
+			p->sport = ports[0];
+			p->dport = ports[1];
+		} else if (p->proto == IPPROTO_ICMPV6) {
+			__u8 *icmp = l4;
+
+			if ((void *)(icmp + 1) > data_end)
+				return 0;
+			p->nd |= icmp[0] >= 133 && icmp[0] <= 137;
+		}
+		return proto;
+	}
+	if (proto == ETH_P_ARP_) {
+		__u8 *arp = (void *)(eth + 1);
+
+		if ((void *)(arp + 28) > data_end)
+			return 0;
+		if (arp[0] == 0 && arp[1] == 1 && arp[2] == 0x08 && arp[3] == 0 && arp[4] == 6 && arp[5] == 4) {
+			__builtin_memcpy(p->arp_sha, arp + 8, 6);
+			__builtin_memcpy(p->arp_spa, arp + 14, 4);
+			p->arp_ok = 1;
+		}
+		return proto;
+	}
+	return proto;
+}
+
+static __always_inline __u64 lifetime(const struct pkt *p, __u8 closing)
+{
+	if (closing)
+		return CT_CLOSING_LIFETIME;
+	return p->proto == IPPROTO_TCP ? CT_TCP_LIFETIME : CT_OTHER_LIFETIME;
+}
+
+static __always_inline __u32 peer_identity(const struct pkt *p, __u8 dir)
+{
+	struct pn_ipcache_key k = {};
+	__u32 *id;
+
+	k.family = p->family;
+	if (p->family == 4) {
+		k.prefixlen = 32 + 32;
+		__builtin_memcpy(k.addr, dir == PN_DIR_EGRESS ? p->daddr : p->saddr, 4);
+	} else {
+		k.prefixlen = 32 + 128;
+		__builtin_memcpy(k.addr, dir == PN_DIR_EGRESS ? p->daddr : p->saddr, 16);
+	}
+	id = bpf_map_lookup_elem(&pn_ipcache, &k);
+	if (id)
+		return *id;
+	return p->family == 4 ? PN_WORLD_V4 : PN_WORLD_V6;
+}
+
+/* Conntrack, then policy for a new connection. A real function (not inlined): it runs for two
+ * endpoints on the redirect path, and each copy of its locals would count against the stack. */
+static __noinline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct pn_endpoint *ep,
+				   const struct pkt *p, __u8 dir)
+{
+	struct pn_ct_key ck = {};
+	struct pn_ct_value nv = {};
+	struct pn_policy_key pk = {};
+	struct pn_policy_value *pv;
+	struct pn_ct_value *ct;
+	__u64 now = bpf_ktime_get_ns();
+	__u32 peer;
+
+	flow_key(&ck, ifindex, p, dir);
+	ct = bpf_map_lookup_elem(&pn_ct, &ck);
+	if (ct && ct->expires_ns > now &&
+	    !(ct->closing && (p->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN)) {
+		/* statistics without atomics, and the lifetime refreshed at most once a second: the
+		 * fast path writes as little as possible to a line both directions' CPUs share */
+		ct->packets += 1;
+		ct->bytes += skb->len;
+		if ((p->tcp_flags & (TCP_FIN | TCP_RST)) && !ct->closing) {
+			ct->closing = 1;
+			ct->expires_ns = now + CT_CLOSING_LIFETIME;
+		} else if (!ct->closing && ct->expires_ns < now + lifetime(p, 0) - NS) {
+			ct->expires_ns = now + lifetime(p, 0);
+		}
+		count(PN_CNT_CT_HIT);
+		count(PN_CNT_FORWARDED);
+		return TC_ACT_OK;
+	}
+
+	peer = peer_identity(p, dir);
+	pk.prefixlen = 96;
+	pk.endpoint = ifindex;
+	pk.peer = peer;
+	pk.direction = dir;
+	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP || p->proto == IPPROTO_SCTP) {
+		pk.protocol = p->proto;
+		pk.port = p->dport;
+	}
+	pv = bpf_map_lookup_elem(&pn_policy, &pk);
+	if (!pv) {
+		pk.peer = 0;
+		pv = bpf_map_lookup_elem(&pn_policy, &pk);
+	}
+	if (!pv)
+		return drop(PN_DROP_NO_POLICY, dir, ifindex, ep, peer, 0, p);
+	if (pv->verdict != PN_VERDICT_ALLOW && pv->verdict != PN_VERDICT_AUDIT)
+		return drop(PN_DROP_POLICY, dir, ifindex, ep, peer, pv->rule_id, p);
+
+	nv.created_ns = now;
+	nv.packets = 1;
+	nv.bytes = skb->len;
+	nv.rule_id = pv->rule_id;
+	nv.origin = dir;
+	nv.closing = (p->tcp_flags & (TCP_FIN | TCP_RST)) ? 1 : 0;
+	nv.expires_ns = now + lifetime(p, nv.closing);
+	bpf_map_update_elem(&pn_ct, &ck, &nv, BPF_ANY);
+	count(PN_CNT_NEW_CONN);
+	count(PN_CNT_FORWARDED);
+	emit(PN_EVENT_POLICY_VERDICT, pv->verdict, 0, dir, ifindex, ep, peer, pv->rule_id, 1, p);
+	return TC_ACT_OK;
+}
+
+static __always_inline int mac_eq(const __u8 *a, const __u8 *b)
+{
+	return a[0] == b[0] && a[1] == b[1] && a[2] == b[2] && a[3] == b[3] && a[4] == b[4] && a[5] == b[5];
+}
+
+static __always_inline int addr_eq(const __u8 *a, const __u8 *b, int n)
+{
+	int i;
+
+#pragma unroll
+	for (i = 0; i < 16; i++)
+		if (i < n && a[i] != b[i])
+			return 0;
+	return 1;
+}
+
+/* A packet the source's egress allowed, for a pod on this node: judge the destination's ingress
+ * here (bpf_redirect_peer skips the destination's host veth, so pn_to_pod will not see it), then
+ * rewrite L2 as the node would, decrement the TTL, and hand it straight to the pod's eth0.
+ * Returns -1 when the destination is not local (the node routes the packet as usual). */
+static __always_inline int redirect_local(struct __sk_buff *skb, const struct pkt *p, __u32 from)
+{
+	struct pn_local_key lk = {};
+	struct pn_endpoint *dst;
+	__u32 *ifindex;
+	__u32 to;
+	int verdict;
+
+	lk.family = p->family;
+	__builtin_memcpy(lk.addr, p->daddr, 16);
+	ifindex = bpf_map_lookup_elem(&pn_local, &lk);
+	if (!ifindex || *ifindex == from)
+		return -1;
+	to = *ifindex;
+	dst = bpf_map_lookup_elem(&pn_endpoints, &to);
+	if (!dst)
+		return -1;
+	verdict = enforce(skb, to, dst, p, PN_DIR_INGRESS);
+	if (verdict != TC_ACT_OK)
+		return verdict;
+	if (p->family == 4) {
+		__u8 ttl;
+		__u16 old, new;
+
+		if (bpf_skb_load_bytes(skb, ETH_HLEN + 8, &ttl, 1) < 0 || ttl <= 1)
+			return -1; /* let the node answer with time exceeded */
+		old = bpf_htons((__u16)ttl << 8);
+		ttl--;
+		new = bpf_htons((__u16)ttl << 8);
+		bpf_l3_csum_replace(skb, ETH_HLEN + 10, old, new, 2);
+		bpf_skb_store_bytes(skb, ETH_HLEN + 8, &ttl, 1, 0);
+	} else {
+		__u8 hops;
+
+		if (bpf_skb_load_bytes(skb, ETH_HLEN + 7, &hops, 1) < 0 || hops <= 1)
+			return -1;
+		hops--;
+		bpf_skb_store_bytes(skb, ETH_HLEN + 7, &hops, 1, 0);
+	}
+	bpf_skb_store_bytes(skb, 0, dst->mac, ETH_ALEN, 0);
+	bpf_skb_store_bytes(skb, ETH_ALEN, dst->host_mac, ETH_ALEN, 0);
+	count(PN_CNT_REDIRECTED);
+	return bpf_redirect_peer(to, 0);
+}
+
+static __always_inline int from_pod_ip(struct __sk_buff *skb, __u32 ifindex, const struct pn_endpoint *ep,
+				       const struct pkt *p)
+{
+	int verdict = enforce(skb, ifindex, ep, p, PN_DIR_EGRESS);
+	int redirected;
+
+	if (verdict != TC_ACT_OK)
+		return verdict;
+	redirected = redirect_local(skb, p, ifindex);
+	return redirected < 0 ? TC_ACT_OK : redirected;
+}
+
+SEC("tc")
+int pn_from_pod(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+	struct pn_endpoint *ep = bpf_map_lookup_elem(&pn_endpoints, &ifindex);
+	struct pkt p = {};
+	__u8 smac[ETH_ALEN] = {};
+	int proto;
+
+	count(PN_CNT_PACKETS);
+	proto = parse(skb, &p, smac);
+	if (!ep)
+		return drop(PN_DROP_NO_ENDPOINT, PN_DIR_EGRESS, ifindex, ep, 0, 0, &p);
+	if (!mac_eq(smac, ep->mac))
+		return drop(PN_DROP_INVALID_SMAC, PN_DIR_EGRESS, ifindex, ep, 0, 0, &p);
+	if (proto == ETH_P_ARP_) {
+		/* the pod may only speak for itself: its MAC, its address (or 0.0.0.0, a probe) */
+		__u32 spa;
+
+		__builtin_memcpy(&spa, p.arp_spa, 4);
+		if (!p.arp_ok || !mac_eq(p.arp_sha, ep->mac) ||
+		    (spa != 0 && (!(ep->flags & PN_EP_HAS_V4) || spa != ep->ipv4)))
+			return drop(PN_DROP_INVALID_SIP, PN_DIR_EGRESS, ifindex, ep, 0, 0, &p);
+		count(PN_CNT_FORWARDED);
+		return TC_ACT_OK;
+	}
+	if (proto == ETH_P_IP) {
+		if (!(ep->flags & PN_EP_HAS_V4) || !addr_eq(p.saddr, (const __u8 *)&ep->ipv4, 4))
+			return drop(PN_DROP_INVALID_SIP, PN_DIR_EGRESS, ifindex, ep, 0, 0, &p);
+		return from_pod_ip(skb, ifindex, ep, &p);
+	}
+	if (proto == ETH_P_IPV6) {
+		if (p.nd) {
+			count(PN_CNT_FORWARDED);
+			return TC_ACT_OK;
+		}
+		if (!(ep->flags & PN_EP_HAS_V6) || !addr_eq(p.saddr, ep->ipv6, 16))
+			return drop(PN_DROP_INVALID_SIP, PN_DIR_EGRESS, ifindex, ep, 0, 0, &p);
+		return from_pod_ip(skb, ifindex, ep, &p);
+	}
+	return drop(PN_DROP_INVALID, PN_DIR_EGRESS, ifindex, ep, 0, 0, &p);
+}
+
+SEC("tc")
+int pn_to_pod(struct __sk_buff *skb)
+{
+	__u32 ifindex = skb->ifindex;
+	struct pn_endpoint *ep = bpf_map_lookup_elem(&pn_endpoints, &ifindex);
+	struct pkt p = {};
+	__u8 smac[ETH_ALEN] = {};
+	int proto;
+
+	count(PN_CNT_PACKETS);
+	proto = parse(skb, &p, smac);
+	if (!ep)
+		return drop(PN_DROP_NO_ENDPOINT, PN_DIR_INGRESS, ifindex, ep, 0, 0, &p);
+	if (proto == ETH_P_ARP_ || (proto == ETH_P_IPV6 && p.nd)) {
+		count(PN_CNT_FORWARDED);
+		return TC_ACT_OK;
+	}
+	if (proto == ETH_P_IP || proto == ETH_P_IPV6)
+		return enforce(skb, ifindex, ep, &p, PN_DIR_INGRESS);
+	return drop(PN_DROP_INVALID, PN_DIR_INGRESS, ifindex, ep, 0, 0, &p);
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
