@@ -35,17 +35,19 @@ $podnet policy matrix -f examples/shop -o md | grep -v 'No Connections'
 say podnet policy explain -f examples/shop --from web/frontend --to data/postgres --port 5432
 $podnet policy explain -f examples/shop --from web/frontend --to data/postgres --port 5432 || true
 
-say podnet connectivity matrix
-$podnet connectivity matrix --name demo --timeout 0.5
+say podnet connectivity test
+$podnet connectivity test --name demo --timeout 0.5 || true
 
 cat <<'TXT'
 
 The lab "demo" keeps running. Try next:
   .venv/bin/podnet lab probe --from web/frontend-0 --to api/backend-0 --port 9000
   .venv/bin/podnet lab exec web/frontend-0 -- ip addr
-  .venv/bin/podnet connectivity test        # real traffic against the analyzer's verdicts
+  .venv/bin/podnet connectivity matrix      # every pod pair and port, probed with real packets
+  .venv/bin/podnet delete networkpolicy backend -n api; .venv/bin/podnet connectivity test
   export KUBECONFIG=/run/podnet/labs/demo/apiserver/kubeconfig; .venv/bin/kubectl get pods -A
   .venv/bin/podnet lab down --name demo     # removes everything the lab made
-Policies are not enforced in the lab's kernel yet (eBPF datapath: issue 5): `connectivity test`
-lists where traffic flows that the policies deny. docs/lab.md and docs/policy.md explain it all.
+The agents enforce the policies in the kernel (eBPF): `connectivity test` probes every pod pair and
+declared port and shows where real traffic and the analyzer disagree.
+docs/lab.md, docs/policy.md and docs/datapath.md explain it all.
 TXT

@@ -15,6 +15,7 @@ import uvicorn
 
 from podnet.agent.api import create_app
 from podnet.agent.endpoints import EndpointRegistry
+from podnet.agent.policy import PolicyLoop
 from podnet.agent.service import CniService
 from podnet.datapath.netlink import NetlinkDatapath
 from podnet.errors import UsageError
@@ -33,6 +34,9 @@ class AgentConfig:
     state_dir: Path
     mtu: int = 1500
     node_ipv4: str | None = None
+    kubeconfig: Path | None = None  # with it: policy from this API server, enforced by ``datapath``
+    datapath: str = "ebpf"  # the policy datapath: "ebpf" or "none"
+    bpf_dir: Path = Path("/sys/fs/bpf/podnet")
 
 
 @contextlib.contextmanager
@@ -84,11 +88,28 @@ def build_service(config: AgentConfig) -> tuple[CniService, NetlinkDatapath]:
     return CniService(config.node_name, ipam, registry, datapath, config.mtu), datapath
 
 
+def start_policy(config: AgentConfig, service: CniService) -> PolicyLoop | None:
+    """The policy loop when the agent has a kubeconfig and a datapath; None otherwise."""
+    if config.kubeconfig is None or config.datapath == "none":
+        return None
+    from podnet.agent.policy import EbpfPolicyDatapath
+    from podnet.k8s.client import KubeTransport
+    from podnet.k8s.source import WatchSource
+
+    source = WatchSource(KubeTransport.from_kubeconfig(config.kubeconfig))
+    loop = PolicyLoop(source, service.registry, EbpfPolicyDatapath(str(config.bpf_dir / config.node_name)))
+    loop.start()
+    service.policy = loop
+    log.info("policy enforced", extra={"datapath": config.datapath, "kubeconfig": str(config.kubeconfig)})
+    return loop
+
+
 def run_agent(config: AgentConfig) -> int:
     with state_dir_lock(config.state_dir):
         service, datapath = build_service(config)
         datapath.prepare()
         service.reconcile()
+        policy = start_policy(config, service)
         sock = bind_unix(config.socket_path)
         app = create_app(service)
         server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
@@ -100,6 +121,8 @@ def run_agent(config: AgentConfig) -> int:
             server.run(sockets=[sock])
         finally:
             app.state.worker.shutdown(wait=True)
+            if policy is not None:
+                policy.close()
             datapath.close()
             with contextlib.suppress(FileNotFoundError):
                 config.socket_path.unlink()

@@ -20,7 +20,7 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from podnet import __version__
 from podnet.agent.endpoints import Endpoint, EndpointRegistry
@@ -59,6 +59,12 @@ def env_from_headers(headers: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
+class PolicyHook(Protocol):
+    def nudge(self) -> int: ...
+
+    def nudge_and_wait(self, pod: tuple[str, str], timeout: float = 3.0) -> bool: ...
+
+
 class CniService:
     """The verbs over one IPAM, one endpoint registry and one datapath backend (see module docstring)."""
 
@@ -71,6 +77,9 @@ class CniService:
         self.datapath = datapath
         self.default_mtu = default_mtu
         self.started = time.time()
+        # The policy loop, when the agent enforces policy: ADD waits (bounded) until the new pod is
+        # enforced, DEL lets it forget the endpoint.
+        self.policy: PolicyHook | None = None
 
     # --- entry point ------------------------------------------------------------------------------
 
@@ -152,6 +161,9 @@ class CniService:
             )
             self.registry.put(endpoint)
             undo.pop_all()
+        pod = (endpoint.pod_namespace, endpoint.pod_name)
+        if self.policy is not None and endpoint.pod_name and not self.policy.nudge_and_wait(pod):
+            log.warning("pod %s/%s not under policy yet", endpoint.pod_namespace, endpoint.pod_name)
         result = {
             "interfaces": [
                 {"name": wiring.host_veth, "mac": wiring.host_mac},
@@ -178,6 +190,8 @@ class CniService:
         owner = Owner(env.container_id, env.ifname)
         endpoint = self.registry.get(owner)
         self._teardown(owner, endpoint.host_veth if endpoint else host_veth_name(*_key(owner)))
+        if self.policy is not None and endpoint is not None:
+            self.policy.nudge()
 
     def _teardown(self, owner: Owner, host_veth: str) -> None:
         self.datapath.unwire(host_veth)

@@ -19,6 +19,16 @@ def register(sub: Any) -> None:
     p.add_argument("--mtu", type=int, default=1500, help="pod MTU when the network config sets none")
     p.add_argument("--node-ip", default=None, help="IPv4 source of node→pod traffic (default: first global)")
     p.add_argument("--log-format", choices=("text", "json"), default="text", help="stderr log format")
+    p.add_argument(
+        "--kubeconfig", type=Path, default=None, help="enforce the policies of this API server (a cluster's or a lab's)"
+    )
+    p.add_argument("--datapath", choices=("ebpf", "none"), default="ebpf", help="policy datapath (with --kubeconfig)")
+    p.add_argument(
+        "--bpf-dir",
+        type=Path,
+        default=Path("/sys/fs/bpf/podnet"),
+        help="bpffs directory for pinned programs and maps; one subdirectory per node",
+    )
     p.set_defaults(func=_agent)
 
     e: argparse.ArgumentParser = sub.add_parser("endpoints", help="list the agent's pod endpoints")
@@ -37,7 +47,10 @@ def _agent(args: argparse.Namespace) -> int:
     from podnet.agent.server import AgentConfig, run_agent
 
     logs.setup(args.log_format)
-    config = AgentConfig(args.node_name, args.pod_cidr, Path(args.socket), args.state_dir, args.mtu, args.node_ip)
+    config = AgentConfig(
+        args.node_name, args.pod_cidr, Path(args.socket), args.state_dir, args.mtu, args.node_ip,
+        args.kubeconfig, args.datapath, args.bpf_dir,
+    )  # fmt: skip
     return run_agent(config)
 
 

@@ -74,6 +74,13 @@ def register(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="loopback address to listen on (default 127.0.0.1)")
     p.add_argument("--name", default="podnet-lab", help="cluster/context name in the kubeconfig")
     p.add_argument("--no-auth", action="store_true", help="plain HTTP without the kubeconfig's token")
+    p.add_argument(
+        "--also-in-netns",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="also listen on the same address and port inside this network namespace (repeatable)",
+    )
     mode = p.add_mutually_exclusive_group()
     mode.add_argument(
         "--background", action="store_true", help="start it detached (pid in STATE_DIR/apiserver.pid) and return"
@@ -115,7 +122,14 @@ def cmd_apiserver(args: argparse.Namespace) -> int:
         print("stopped" if process.stop(state_dir) else "not running")
         return 0
     if args.background:
-        extra = ("--host", args.host, "--name", args.name, *(("--no-auth",) if args.no_auth else ()))
+        extra = (
+            "--host",
+            args.host,
+            "--name",
+            args.name,
+            *(("--no-auth",) if args.no_auth else ()),
+            *(x for path in args.also_in_netns for x in ("--also-in-netns", path)),
+        )
         server = process.start(state_dir, args.port, args.event_log_size, extra_args=extra)
         print(f"podnet lab apiserver running (pid {server.pid}) on {server.url}; kubeconfig {server.kubeconfig}")
         return 0
@@ -126,6 +140,7 @@ def cmd_apiserver(args: argparse.Namespace) -> int:
         auth=not args.no_auth,
         event_log_size=args.event_log_size,
         name=args.name,
+        also_in_netns=args.also_in_netns,
     )
     return 0
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from podnet.agent.client import get_json
 from podnet.cni.install import install
+from podnet.datapath.ebpf.system import unmount
 from podnet.errors import PodnetError, UsageError
 from podnet.lab import fabric, procs
 from podnet.lab.apiserver import process as apiserver_process
@@ -62,6 +63,10 @@ class Lab:
     @property
     def apiserver_dir(self) -> Path:
         return self.dir / "apiserver"
+
+    @property
+    def bpf_dir(self) -> Path:
+        return self.dir / "bpf"
 
     @property
     def kubeconfig(self) -> Path:
@@ -157,6 +162,8 @@ def start_agent(lab: Lab, node: NodePlan) -> None:
         "--socket", str(lab.agent_socket(node)),
         "--state-dir", str(state / "state"),
         "--node-ip", str(node.underlay_ip),
+        "--kubeconfig", str(lab.kubeconfig),
+        "--bpf-dir", str(lab.bpf_dir),
     ]  # fmt: skip
     lab.procs[key] = procs.start(argv, state / "agent.log", str(lab.agent_socket(node)), netns=node.netns)
     lab.save()
@@ -197,13 +204,14 @@ def up(name: str, nodes: int, pod_cidr: str, routing: Routing, say: Say) -> Lab:
             fabric.ensure_routes(plan, node)
         say(f"routes between nodes: {routing}")
         install(lab.cni_bin, lab.dir / "cni" / "net.d")
+        netns_args = [x for node in plan.nodes for x in ("--also-in-netns", f"{fabric.NETNS_DIR}/{node.netns}")]
+        server = apiserver_process.start(lab.apiserver_dir, extra_args=("--name", f"podnet-lab-{name}", *netns_args))
+        lab.extra["apiserver"] = server.url
+        say(f"API server: {server.url} (kubeconfig {server.kubeconfig}), reachable from every node")
         for node in plan.nodes:
             install(lab.cni_bin, lab.cni_conf_dir(node), socket_path=str(lab.agent_socket(node)))
             start_agent(lab, node)
-            say(f"agent {node.name}: up ({lab.agent_socket(node)})")
-        server = apiserver_process.start(lab.apiserver_dir, extra_args=("--name", f"podnet-lab-{name}"))
-        lab.extra["apiserver"] = server.url
-        say(f"API server: {server.url} (kubeconfig {server.kubeconfig})")
+            say(f"agent {node.name}: up ({lab.agent_socket(node)}), enforcing policy with eBPF")
         start_controller(lab)
         say("controller: scheduling pods, running their sandboxes")
     except BaseException:
@@ -231,6 +239,9 @@ def down(name: str, say: Say) -> list[str]:
     if apiserver_process.stop(directory / "apiserver"):
         stopped.append("apiserver")
     removed = fabric.remove_lab_namespaces(prefix)
+    bpf = directory / "bpf"
+    while os.path.ismount(bpf):  # the agents' bpffs: pinned programs and maps go with it
+        unmount(bpf)
     if directory.exists():
         shutil.rmtree(directory, ignore_errors=True)
     say(f"lab {name}: stopped {len(stopped)} process(es), removed {len(removed)} namespace(s)")

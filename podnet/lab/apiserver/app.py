@@ -17,7 +17,7 @@ import json
 import socket
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ import yaml
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
+from podnet.datapath.netns import entered
 from podnet.errors import PodnetError, UsageError
 from podnet.lab.apiserver import status as st
 from podnet.lab.apiserver.api import Api, Reply, Watcher
@@ -203,11 +204,14 @@ def serve(
     event_log_size: int = 10000,
     name: str = "podnet-lab",
     announce: Callable[[str, Path], None] | None = None,
+    also_in_netns: Sequence[str] = (),
 ) -> None:
     """Run the API server until SIGINT/SIGTERM: SQLite under ``state_dir``, kubeconfig written once listening.
 
     With ``auth`` (the default) it serves HTTPS with a self-signed certificate and requires the static token
     of ``state_dir/token``; both go into the kubeconfig. Without, plain HTTP and no token.
+    ``also_in_netns``: network namespaces (paths) where it listens too, on the same address and port,
+    so processes there (a lab node's agent) reach it with the same kubeconfig.
     """
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     token = ensure_token(state_dir / TOKEN_FILE) if auth else None
@@ -215,6 +219,10 @@ def serve(
     if auth:
         ensure_certificate(cert, key)
     sock = bind(host, port or _previous_port(state_dir / KUBECONFIG_FILE, host))
+    extra: list[socket.socket] = []
+    for path in also_in_netns:
+        with entered(path):
+            extra.append(bind(host, sock.getsockname()[1]))
     store = Store(state_dir / DB_FILE, event_log_size)
     api = Api(store)
     url = server_url(sock, tls=auth)
@@ -238,8 +246,10 @@ def serve(
     else:
         print(f"podnet lab apiserver listening on {url}; kubeconfig {kubeconfig}", flush=True)
     try:
-        server.run(sockets=[sock])
+        server.run(sockets=[sock, *extra])
     finally:
         store.close()
         sock.close()
+        for other in extra:
+            other.close()
         sys.stdout.flush()
