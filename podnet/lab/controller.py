@@ -189,6 +189,19 @@ class Controller:
             "hostIP": str(node.underlay_ip),
             "podIP": ips[0] if ips else None,
             "podIPs": [{"ip": ip} for ip in ips],
+            "conditions": [{"type": "Ready", "status": "True"}],
+            "containerStatuses": [
+                {
+                    "name": c.get("name", ""),
+                    "ready": True,
+                    "started": True,
+                    "restartCount": 0,
+                    "image": c.get("image", ""),
+                    "imageID": "",
+                    "state": {"running": {}},
+                }
+                for c in (pod.get("spec") or {}).get("containers") or []
+            ],
         }
         try:
             self.client.put_status(updated)

@@ -1,0 +1,136 @@
+"""How fast a lab comes up, runs 100 pods and goes away.
+
+Times, in one run: `podnet lab up` with 3 nodes; applying one Deployment of N replicas (default 100)
+until every pod is Running with an address (scheduled, wired by the podnet CNI plugin, under eBPF
+policy, probe server answering); `podnet lab down`. Baseline in the same run: the bare kernel work of
+N pods done by one `ip -batch` (N namespaces, each with a veth pair to a node namespace),
+the floor any runtime pays (namespaces and veth pairs only). Prints one JSON object with the medians of --repeat runs.
+
+    sudo .venv/bin/python benchmarks/lab_scale.py [--pods 100] [--repeat 3]
+
+Target (issue 4): 100 pods ready in under 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def podnet(*args: str, env: dict[str, str]) -> str:
+    return subprocess.run(
+        [sys.executable, "-m", "podnet.cli.main", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    ).stdout
+
+
+def deployment(replicas: int) -> str:
+    return f"""apiVersion: v1
+kind: Namespace
+metadata: {{name: bench}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: bench}}
+spec:
+  replicas: {replicas}
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      containers: [{{name: c, image: x, ports: [{{containerPort: 8080}}]}}]
+"""
+
+
+def one_lab(pods: int, env: dict[str, str], workdir: Path) -> dict[str, float]:
+    name = f"b{secrets.token_hex(3)}"
+    manifest = workdir / "bench.yaml"
+    manifest.write_text(deployment(pods))
+    t0 = time.perf_counter()
+    podnet("lab", "up", "--name", name, "--nodes", "3", "--pod-cidr", "10.240.0.0/16", env=env)
+    t1 = time.perf_counter()
+    try:
+        podnet("apply", "-f", str(manifest), "--name", name, env=env)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            items = json.loads(podnet("get", "pods", "-n", "bench", "-o", "json", "--name", name, env=env))["items"]
+            ready = [p for p in items if (p.get("status") or {}).get("phase") == "Running"]
+            if len(ready) == pods:
+                break
+            time.sleep(0.1)
+        else:
+            raise SystemExit(f"only {len(ready)} of {pods} pods ran within 300 s")
+        t2 = time.perf_counter()
+    finally:
+        t3 = time.perf_counter()
+        podnet("lab", "down", "--name", name, env=env)
+        t4 = time.perf_counter()
+    return {"lab_up_s": t1 - t0, "pods_ready_s": t2 - t1, "lab_down_s": t4 - t3}
+
+
+def baseline(pods: int) -> float:
+    """N namespaces with a veth pair each to a node namespace, made by one `ip -batch` (no addresses)."""
+    tag = secrets.token_hex(3)
+    node = f"pnb-{tag}-node"
+    lines = [f"netns add {node}"]
+    for i in range(pods):
+        ns = f"pnb-{tag}-{i}"
+        lines += [f"netns add {ns}", f"link add v{i} netns {node} type veth peer name eth0 netns {ns}"]
+    t0 = time.perf_counter()
+    try:
+        subprocess.run(["ip", "-batch", "-"], input="\n".join(lines) + "\n", text=True, check=True)
+        return time.perf_counter() - t0
+    finally:
+        names = [f"pnb-{tag}-{i}" for i in range(pods)] + [node]
+        subprocess.run(["ip", "-batch", "-"], input="".join(f"netns del {n}\n" for n in names), text=True, check=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pods", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        raise SystemExit("lab_scale needs root")
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="podnet-bench-") as tmp:
+        env = {**os.environ, "PODNET_LAB_ROOT": str(Path(tmp) / "labs")}
+        for _ in range(args.repeat):
+            run: dict[str, Any] = one_lab(args.pods, env, Path(tmp))
+            run["baseline_bare_pods_s"] = baseline(args.pods)
+            runs.append(run)
+    median = {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
+    median["pods_ready_over_baseline"] = round(median["pods_ready_s"] / median["baseline_bare_pods_s"], 1)
+    print(
+        json.dumps(
+            {
+                "benchmark": "lab_scale",
+                "nodes": 3,
+                "pods": args.pods,
+                "repeat": args.repeat,
+                "median": median,
+                "runs": [{k: round(v, 3) for k, v in r.items()} for r in runs],
+                "target_pods_ready_s": 10.0,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
