@@ -5,8 +5,7 @@ sets and named ports, NetworkPolicies mixing pod/namespace selectors, expression
 named ports and ipBlocks with except, plus AdminNetworkPolicies and a baseline), then measures, for
 each size, in a fresh process: validation time, compile time, batch verdicts per second through the
 JSON-lines path (`podnet policy verdict --queries`; cold: nearly every query a new pod pair, warm: the
-same queries again, parallel: cold on forked workers, one per core, as the command does for 20,000
-queries and more) and through the engine alone, peak memory, and,
+same queries again) and through the engine alone, peak memory, and,
 as the baseline measured in the same run, the verdict rate of a direct evaluator of the spec.
 
     python benchmarks/policy_scale.py [--sizes 1000x400,2500x1000,5000x2000] [--repeat 3] [--queries 100000]
@@ -20,7 +19,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import random
 import resource
 import statistics
@@ -263,7 +261,7 @@ def queries(docs: list[dict[str, Any]], n: int, seed: int = 11) -> list[dict[str
 def one(n_pods: int, n_policies: int, n_queries: int) -> dict[str, Any]:
     """One measurement, in this process (run through a subprocess so peak memory is its own)."""
     from podnet.analyzer.endpoints import Resolver
-    from podnet.analyzer.verdict import batch, batch_parallel
+    from podnet.analyzer.verdict import batch
     from podnet.k8s.manifests import Document
     from podnet.k8s.model import Source
     from podnet.k8s.parse import build_cluster
@@ -286,12 +284,6 @@ def one(n_pods: int, n_policies: int, n_queries: int) -> dict[str, Any]:
     for line in batch(resolver, lines):  # the same queries again: every pair's table now built
         out.write(line)
     t3w = time.perf_counter()
-    # What `podnet policy verdict --queries` does with many queries: forked workers, one per core.
-    fresh = Resolver(compile_cluster(cluster))
-    t3p = time.perf_counter()
-    for line in batch_parallel(fresh, lines, os.cpu_count() or 1):
-        out.write(line)
-    t3q = time.perf_counter()
     # The engine alone, on endpoints resolved once (what the datapath and the UI's matrix use).
     resolved = [(resolver.resolve(q["from"]), resolver.resolve(q["to"]), q["protocol"], q["port"]) for q in qs]
     t4 = time.perf_counter()
@@ -314,7 +306,6 @@ def one(n_pods: int, n_policies: int, n_queries: int) -> dict[str, Any]:
         "compile_s": round(t2 - t1, 3),
         "batch_jsonl_verdicts_per_s": round(n_queries / (t3 - t2)),
         "batch_jsonl_warm_verdicts_per_s": round(n_queries / (t3w - t3)),
-        "batch_jsonl_parallel_verdicts_per_s": round(n_queries / (t3q - t3p)),
         "engine_verdicts_per_s": round(n_queries / (t5 - t4)),
         "naive_verdicts_per_s": round(naive_rate),
         "allowed_fraction": round(allowed / n_queries, 3),

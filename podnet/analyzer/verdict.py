@@ -138,31 +138,3 @@ def batch(resolver: Resolver, lines: Iterable[str]) -> Iterator[str]:
             yield dumps({"query": text, "error": f"missing field {exc.args[0]!r}"})
         except (PodnetError, json.JSONDecodeError) as exc:
             yield dumps({"query": text, "error": str(exc)})
-
-
-_FORKED: Resolver | None = None  # the resolver a forked worker inherits
-
-
-def _batch_chunk(lines: list[str]) -> list[str]:
-    assert _FORKED is not None
-    return list(batch(_FORKED, lines))
-
-
-def batch_parallel(resolver: Resolver, lines: list[str], workers: int, chunk: int = 4096) -> Iterator[str]:
-    """:func:`batch` over ``workers`` forked processes sharing the compiled policy (copy-on-write); the
-    output keeps the input's order. Each worker builds the port tables its queries need."""
-    global _FORKED
-    if workers <= 1 or len(lines) <= chunk:
-        yield from batch(resolver, lines)
-        return
-    import multiprocessing
-
-    _FORKED = resolver
-    try:
-        ctx = multiprocessing.get_context("fork")
-        chunks = [lines[i : i + chunk] for i in range(0, len(lines), chunk)]
-        with ctx.Pool(workers) as pool:
-            for out in pool.imap(_batch_chunk, chunks):
-                yield from out
-    finally:
-        _FORKED = None

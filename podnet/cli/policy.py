@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from typing import Any
 
@@ -12,15 +11,13 @@ from podnet.analyzer import diff as diff_mod
 from podnet.analyzer import lint as lint_mod
 from podnet.analyzer import matrix as matrix_mod
 from podnet.analyzer.endpoints import Resolver
-from podnet.analyzer.verdict import answer, batch_parallel, protocol_of
+from podnet.analyzer.verdict import answer, batch, protocol_of
 from podnet.errors import PodnetError, UsageError
 from podnet.k8s.manifests import load_documents
 from podnet.k8s.model import Protocol
 from podnet.k8s.parse import build_cluster
 from podnet.policy.compiler import compile_cluster
 from podnet.policy.explain import Explainer, render_side
-
-PARALLEL_FROM = 20000  # queries; below this, forking workers costs more than it saves
 
 
 def _resolver(paths: list[str]) -> Resolver:
@@ -104,11 +101,9 @@ def cmd_verdict(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise UsageError(f"--queries {args.queries}: {exc.strerror}") from exc
         with stream:
-            lines = stream.readlines()
-        workers = min(os.cpu_count() or 1, 4) if len(lines) >= PARALLEL_FROM else 1
-        out = sys.stdout
-        for line in batch_parallel(resolver, lines, workers):
-            out.write(line + "\n")
+            out = sys.stdout
+            for line in batch(resolver, stream):
+                out.write(line + "\n")
         return 0
     if args.src is None or args.dst is None or args.port is None:
         raise UsageError("verdict needs --from, --to and --port (or --queries FILE)")
