@@ -85,7 +85,11 @@ class Enricher:
 
 def rule_name(ref: RuleRef) -> RuleName:
     if ref.kind == "isolation":
-        return RuleName(ref.kind, ref.name, ref.direction, None, ref.namespace or "", tuple(ref.isolated_by))
+        # Named after the (first) policy whose isolation denies; all of them are in isolated_by.
+        namespace, name = ref.namespace or "", ref.name
+        if not name and ref.isolated_by:
+            namespace, _, name = ref.isolated_by[0].rpartition("/")
+        return RuleName(ref.kind, name, ref.direction, None, namespace, tuple(ref.isolated_by))
     return RuleName(ref.kind, ref.name, ref.direction, ref.index, ref.namespace or "")
 
 

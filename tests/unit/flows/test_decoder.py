@@ -73,7 +73,7 @@ def test_allowed_connection_is_enriched_and_names_its_rule() -> None:
 
 def test_egress_drop_names_the_isolation_and_reason() -> None:
     enr, ids = enricher()
-    rule = RuleRef("isolation", "web", "egress", -1, "web", isolated_by=("web/deny-all",))
+    rule = RuleRef("isolation", "", "egress", -1, None, isolated_by=("web/deny-all", "web/other"))
     ev = event(
         type="drop", verdict="DROPPED", drop_reason=133, drop_reason_desc="policy denied", direction="egress",
         identity=ids["web/frontend-0"], peer_identity=2, destination=A("192.0.2.1"), dport=443, count=5, rule=rule,
@@ -82,8 +82,8 @@ def test_egress_drop_names_the_isolation_and_reason() -> None:
     assert f.verdict == "DROPPED" and f.drop_reason_desc == "POLICY_DENIED" and f.count == 5
     assert f.traffic_direction == "EGRESS" and f.source.pod_name == "frontend-0"
     assert f.destination.pod_name == "" and f.destination.identity == 2 and f.destination.labels == ("reserved:world",)
-    assert f.denied_by == (RuleName("isolation", "web", "egress", None, "web", ("web/deny-all",)),)
-    assert str(f.denied_by[0]) == "default deny (egress isolated by NetworkPolicy web/deny-all)"
+    assert f.denied_by == (RuleName("isolation", "deny-all", "egress", None, "web", ("web/deny-all", "web/other")),)
+    assert str(f.denied_by[0]) == "default deny (egress isolated by NetworkPolicy web/deny-all, web/other)"
 
 
 def test_unknown_pod_comes_from_the_registry_and_udp_has_no_flags() -> None:
