@@ -94,3 +94,35 @@ def test_observe_dangling_not_is_an_error(tmp_path: Path, capsys: pytest.Capture
     f = str(write_sample(tmp_path / "flows.jsonl"))
     assert main(["observe", "--input-file", f, "--not"]) == 2
     assert "--not must be followed by a filter" in capsys.readouterr().err
+
+
+def test_agent_flags_build_store_export_and_metrics(tmp_path: Path) -> None:
+    import urllib.request
+
+    from podnet.agent.server import AgentConfig, build_flows
+    from podnet.cli.main import build_parser
+
+    args = build_parser().parse_args(
+        ["agent", "--node-name", "n1", "--pod-cidr", "10.0.0.0/24", "--kubeconfig", str(tmp_path / "kc"),
+         "--flows-buffer", "7", "--flows-export", str(tmp_path / "f.jsonl"), "--flows-export-max-mb", "0.5",
+         "--metrics-addr", "127.0.0.1:0"]
+    )  # fmt: skip
+    config = AgentConfig(
+        args.node_name, args.pod_cidr, Path("/nonexistent.sock"), tmp_path, kubeconfig=args.kubeconfig,
+        flows_buffer=args.flows_buffer, flows_export=args.flows_export,
+        flows_export_max_bytes=int(args.flows_export_max_mb * 1024 * 1024), metrics_addr=args.metrics_addr,
+    )  # fmt: skip
+    col = build_flows(config)
+    assert col is not None and col.exporter is not None and col.metrics is not None
+    try:
+        assert col.store.capacity == 7 and col.exporter.max_bytes == 512 * 1024
+        host, port = col.metrics._server.server_address[:2]
+        body = urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5).read().decode()
+        assert "podnet_events_lost_total 0.0" in body
+    finally:
+        col.close()
+    assert build_flows(AgentConfig("n", ["10.0.0.0/24"], Path("/x"), tmp_path)) is None  # no policy: no flows
+    with pytest.raises(UsageError, match="loopback"):
+        build_flows(
+            AgentConfig("n", ["10.0.0.0/24"], Path("/x"), tmp_path, kubeconfig=Path("k"), metrics_addr="0.0.0.0:0")
+        )
