@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import queue
 import secrets
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -130,3 +132,23 @@ def test_observe_names_the_policies_and_filters_exactly(lab: manager.Lab, tmp_pa
     one = podnet("observe", "--socket", str(lab.agent_socket(node0)), "-o", "json", "--last", "100000").stdout
     mine = [json.loads(line)["flow"] for line in one.splitlines()]
     assert mine == [f for f in flows if f["node_name"] == node0.name]
+
+    # --follow streams new flows from every node as they happen.
+    follow = subprocess.Popen(
+        [sys.executable, "-m", "podnet.cli.main", "observe", "--name", lab.name, "--follow", "--last", "0",
+         "--from-pod", "web/frontend-1", "--port", "9000", "-o", "json"],
+        cwd=ROOT, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(2.0)
+        assert probe(lab, "web/frontend-1", "api/backend-0", 9000)
+        assert follow.stdout is not None
+        lines: queue.Queue[str] = queue.Queue()
+        out = follow.stdout
+        threading.Thread(target=lambda: [lines.put(x) for x in out], daemon=True).start()
+        got = [json.loads(lines.get(timeout=20))["flow"] for _ in range(2)]
+        assert sorted(f["traffic_direction"] for f in got) == ["EGRESS", "INGRESS"]
+        assert all(f["verdict"] == "FORWARDED" and f["source"]["pod_name"] == "frontend-1" for f in got)
+    finally:
+        follow.terminate()
+        follow.wait(timeout=10)
