@@ -68,7 +68,8 @@ def create_app(service: CniService, flows: FlowStore | None = None) -> FastAPI:
         async def stream() -> AsyncIterator[str]:
             yield head
             after = seq
-            while not await request.is_disconnected():
+            # Ends when the client goes or the server stops (uvicorn waits for open responses on shutdown).
+            while not app.state.stopping() and not await request.is_disconnected():
                 await asyncio.sleep(FOLLOW_POLL_S)
                 more, after = flows.query(query.predicate, since_ns=query.since_ns, after_seq=after)
                 if more:
@@ -81,4 +82,5 @@ def create_app(service: CniService, flows: FlowStore | None = None) -> FastAPI:
         return Response("ok\n", media_type="text/plain")
 
     app.state.worker = worker
+    app.state.stopping = lambda: False  # the server sets the real test (uvicorn's should_exit)
     return app

@@ -142,6 +142,7 @@ def run_agent(config: AgentConfig) -> int:
         sock = bind_unix(config.socket_path)
         app = create_app(service, flows.store if flows is not None else None)
         server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+        app.state.stopping = lambda: server.should_exit  # ends --follow streams, so shutdown does not wait on them
         log.info(
             "agent listening",
             extra={"node": config.node_name, "socket": str(config.socket_path), "cidrs": list(config.pod_cidrs)},

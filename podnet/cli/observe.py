@@ -10,6 +10,7 @@ import argparse
 import queue
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,8 @@ from podnet.errors import PodnetError, UsageError
 if TYPE_CHECKING:
     from podnet.flows.model import Flow
 
+HEAD_QUIET_S = 0.3  # --follow: the history is complete when the streams are quiet this long
+HEAD_MAX_S = 3.0
 DEFAULT_LAST = 20  # like `hubble observe`: without --last, --since or --follow, the newest 20 flows
 
 
@@ -41,7 +44,12 @@ class _Not(argparse.Action):
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("observe", help="show flows: what the kernel allowed and dropped")
     when = p.add_mutually_exclusive_group()
-    when.add_argument("--last", type=int, default=None, help=f"the newest N flows (default {DEFAULT_LAST})")
+    when.add_argument(
+        "--last",
+        type=int,
+        default=None,
+        help=f"the newest N flows (default {DEFAULT_LAST}; with --follow, then new ones)",
+    )
     when.add_argument("--since", default=None, help="flows since an RFC 3339 time or a duration ago (5m, 30s)")
     p.add_argument("-f", "--follow", action="store_true", help="keep printing new flows")
     ns = p.add_mutually_exclusive_group()
@@ -75,7 +83,7 @@ def _observe(args: argparse.Namespace) -> int:
         raise UsageError("--not must be followed by a filter")
     since = parse_since(args.since) if args.since is not None else None
     last = args.last
-    if last is None and since is None and not args.follow and args.input_file is None:
+    if last is None and since is None and args.input_file is None:
         last = DEFAULT_LAST
     query = FlowQuery.make(args.terms, last, since, args.follow)
     if args.input_file is not None:
@@ -137,31 +145,55 @@ def _history(args: argparse.Namespace, query: Any, sockets: list[str]) -> int:
 
 
 def _follow(args: argparse.Namespace, query: Any, sockets: list[str]) -> int:
-    """One reader thread per agent; flows are printed as they arrive (history first, merged by time)."""
+    """One streaming request per agent. What they send first (each node's history) is gathered until
+    the streams go quiet, merged by time and cut to the global ``--last``; then flows print as they come."""
     from podnet.agent.client import stream_lines
     from podnet.flows.model import from_line
 
-    _history(args, query, sockets)
-    start = query.make(query.terms, None, None, True)
-    lines: queue.Queue[str | PodnetError] = queue.Queue()
+    lines: queue.Queue[str | PodnetError | None] = queue.Queue()  # None: one agent's stream ended
 
     def read(sock: str) -> None:
         try:
-            # last=0: only what arrives from now on (the history is printed above)
-            for line in stream_lines(sock, f"/v1/flows?{start.params()}&last=0", timeout=None):
+            for line in stream_lines(sock, f"/v1/flows?{query.params()}", timeout=None):
                 lines.put(line)
         except PodnetError as exc:
             lines.put(exc)
+        else:
+            lines.put(None)
 
     for sock in sockets:
         threading.Thread(target=read, args=(sock,), daemon=True).start()
+
+    ended = 0
+
+    def take(item: str | PodnetError | None) -> Flow | None:
+        nonlocal ended
+        if isinstance(item, PodnetError):
+            raise item
+        if item is None:
+            ended += 1
+            return None
+        return from_line(item) if item.strip() else None
+
     try:
-        while True:
-            item = lines.get()
-            if isinstance(item, PodnetError):
-                raise item
-            if item.strip():
-                _print(args, [from_line(item)])
+        head: list[Flow] = []
+        deadline = time.monotonic() + HEAD_MAX_S
+        while time.monotonic() < deadline:
+            try:
+                flow = take(lines.get(timeout=HEAD_QUIET_S))
+            except queue.Empty:
+                break
+            if flow is not None:
+                head.append(flow)
+        head.sort(key=lambda f: f.time_ns)
+        _print(args, query.select(head))
+        sys.stdout.flush()
+        while ended < len(sockets):
+            flow = take(lines.get())
+            if flow is not None:
+                _print(args, [flow])
                 sys.stdout.flush()
     except KeyboardInterrupt:
         return 0
+    print("podnet observe: the agents closed their streams (stopped?)", file=sys.stderr)
+    return 1

@@ -149,6 +149,10 @@ def test_observe_names_the_policies_and_filters_exactly(lab: manager.Lab, tmp_pa
         got = [json.loads(lines.get(timeout=20))["flow"] for _ in range(2)]
         assert sorted(f["traffic_direction"] for f in got) == ["EGRESS", "INGRESS"]
         assert all(f["verdict"] == "FORWARDED" and f["source"]["pod_name"] == "frontend-1" for f in got)
+        # Stopping the agents ends their streams promptly (a follower does not hold up shutdown), and observe exits.
+        started = time.monotonic()
+        manager.down(lab.name, say=lambda _m: None)
+        assert follow.wait(timeout=20) == 1 and time.monotonic() - started < 20
     finally:
         follow.terminate()
         follow.wait(timeout=10)
