@@ -8,20 +8,26 @@ event loop stays free to accept the next connection.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from podnet import __version__
 from podnet.agent.service import CniService, env_from_headers
+from podnet.errors import UsageError
+from podnet.flows.query import FlowQuery
+from podnet.flows.store import FlowStore
 
 T = TypeVar("T")
 
 
-def create_app(service: CniService) -> FastAPI:
+FOLLOW_POLL_S = 0.1
+
+
+def create_app(service: CniService, flows: FlowStore | None = None) -> FastAPI:
     app = FastAPI(title="podnet agent", version=__version__, docs_url=None, redoc_url=None, openapi_url=None)
     worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="podnet-worker")
 
@@ -42,9 +48,39 @@ def create_app(service: CniService) -> FastAPI:
     async def status() -> JSONResponse:
         return JSONResponse(await on_worker(service.status))
 
+    @app.get("/v1/flows")
+    async def get_flows(request: Request) -> Response:
+        """Flows as JSON lines (GetFlowsResponse form): ``last``, ``since``, ``follow`` and filters.
+
+        Reads only the store (it has its own lock), so it runs on the event loop, not the worker.
+        """
+        if flows is None:
+            return JSONResponse({"error": "this agent keeps no flows (no policy datapath)"}, status_code=404)
+        try:
+            query = FlowQuery.from_params(request.query_params.multi_items())
+        except UsageError as exc:
+            return JSONResponse({"error": exc.message}, status_code=400)
+        found, seq = flows.query(query.predicate, since_ns=query.since_ns, last=query.last)
+        head = "".join(query.line(f) for f in found)
+        if not query.follow:
+            return Response(head, media_type="application/x-ndjson")
+
+        async def stream() -> AsyncIterator[str]:
+            yield head
+            after = seq
+            # Ends when the client goes or the server stops (uvicorn waits for open responses on shutdown).
+            while not app.state.stopping() and not await request.is_disconnected():
+                await asyncio.sleep(FOLLOW_POLL_S)
+                more, after = flows.query(query.predicate, since_ns=query.since_ns, after_seq=after)
+                if more:
+                    yield "".join(query.line(f) for f in more)
+
+        return StreamingResponse(stream(), media_type="application/x-ndjson")
+
     @app.get("/healthz")
     async def healthz() -> Response:
         return Response("ok\n", media_type="text/plain")
 
     app.state.worker = worker
+    app.state.stopping = lambda: False  # the server sets the real test (uvicorn's should_exit)
     return app

@@ -10,6 +10,11 @@ milliseconds (benchmarks/policy_scale.py has the numbers for large clusters).
 An endpoint whose pod the API server does not know yet is attached only once it is known, so CNI ADD
 never waits for the API server; :meth:`PolicyLoop.nudge_and_wait` lets ADD wait (bounded) until its pod
 is enforced when the pod is known.
+
+Flows: when the loop has a :class:`~podnet.flows.collector.FlowCollector`, the same thread drains the
+datapath's ring buffer on every turn (the turns are at most ~0.1 s apart: the wait for cluster changes
+is bounded), so the one-owner rule of the datapath holds and events are decoded with the rule table
+this thread keeps current. After each sync the collector learns the cluster's pods for enrichment.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ import ipaddress
 import logging
 import threading
 import time
-from typing import Protocol
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Protocol
 
 from podnet.agent.endpoints import EndpointRegistry
 from podnet.errors import PodnetError
@@ -26,6 +32,10 @@ from podnet.k8s.source import ClusterSource, cluster
 from podnet.policy.compiler import compile_cluster
 from podnet.policy.identity import IdentityTable
 from podnet.policy.mapimage import MapImage, map_image
+
+if TYPE_CHECKING:
+    from podnet.datapath.ebpf.events import DatapathEvent
+    from podnet.flows.collector import FlowCollector
 
 log = logging.getLogger("podnet.agent.policy")
 
@@ -44,6 +54,10 @@ class PolicyDatapath(Protocol):
     def attached(self) -> set[int]: ...
 
     def detach_pod(self, ifindex: int) -> object: ...
+
+    def events(self, timeout: float = 0.0) -> Iterator[DatapathEvent]: ...
+
+    def counters(self) -> dict[str, int]: ...
 
 
 class EbpfPolicyDatapath:
@@ -81,10 +95,23 @@ class EbpfPolicyDatapath:
     def detach_pod(self, ifindex: int) -> object:
         return self.dp.detach(ifindex)
 
+    def events(self, timeout: float = 0.0) -> Iterator[DatapathEvent]:
+        return self.dp.events(timeout)
+
+    def counters(self) -> dict[str, int]:
+        return self.dp.counters()
+
 
 class PolicyLoop:
-    def __init__(self, source: ClusterSource, registry: EndpointRegistry, datapath: PolicyDatapath) -> None:
+    def __init__(
+        self,
+        source: ClusterSource,
+        registry: EndpointRegistry,
+        datapath: PolicyDatapath,
+        flows: FlowCollector | None = None,
+    ) -> None:
         self.source = source
+        self.flows = flows
         self.registry = registry
         self.datapath = datapath
         self._stop = threading.Event()
@@ -131,8 +158,10 @@ class PolicyLoop:
 
     def _run(self) -> None:
         while not self._stop.is_set():
+            self._drain_flows()
             change = None if self._wake.is_set() else self.source.next_change(timeout=0.1)
             while change is not None:  # a burst of changes: one sync
+                self._drain_flows()
                 change = self.source.next_change(timeout=0.02)
             self._wake.clear()
             with self._done:
@@ -149,21 +178,35 @@ class PolicyLoop:
                 self._synced_generation = max(self._synced_generation, gen)
                 self._done.notify_all()
 
+    def _drain_flows(self) -> None:
+        if self.flows is None:
+            return
+        try:
+            self.flows.drain(self.datapath)
+        except (PodnetError, OSError) as exc:
+            log.warning("reading datapath events failed: %s", exc)
+
     def sync(self) -> None:
         compiled = compile_cluster(cluster(self.source))
         ids = compiled.identities
         self.datapath.sync_identities(ids)
         keep: set[int] = set()
         enforced: set[tuple[str, str]] = set()
+        entries = 0
         for ep in self.registry.all():
             identity = ids.pod_identity.get((ep.pod_namespace, ep.pod_name, "Pod"))
             if identity is None:
                 continue
             ifindex = self.datapath.attach_pod(ep.host_veth, ep.mac, identity, [str(a) for a in ep.addresses])
-            self.datapath.apply_pod_image(ifindex, map_image(compiled, identity))
+            image = map_image(compiled, identity)
+            self.datapath.apply_pod_image(ifindex, image)
+            entries += len(image)
             keep.add(ifindex)
             enforced.add((ep.pod_namespace, ep.pod_name))
         for ifindex in self.datapath.attached() - keep:
             self.datapath.detach_pod(ifindex)
         self._enforced = enforced
         self.syncs += 1
+        if self.flows is not None:
+            local = [(e.pod_namespace, e.pod_name, e.addresses) for e in self.registry.all()]
+            self.flows.synced(compiled.cluster.pods, ids, local, entries, len(keep))

@@ -19,6 +19,7 @@ from podnet.agent.policy import PolicyLoop
 from podnet.agent.service import CniService
 from podnet.datapath.netlink import NetlinkDatapath
 from podnet.errors import UsageError
+from podnet.flows.collector import FlowCollector
 from podnet.ipam.allocator import parse_cidr
 from podnet.ipam.service import Ipam
 from podnet.ipam.store import DiskIpamStore
@@ -37,6 +38,11 @@ class AgentConfig:
     kubeconfig: Path | None = None  # with it: policy from this API server, enforced by ``datapath``
     datapath: str = "ebpf"  # the policy datapath: "ebpf" or "none"
     bpf_dir: Path = Path("/sys/fs/bpf/podnet")
+    flows_buffer: int = 4096  # flows kept in the ring store (0: no flow collection)
+    flows_export: Path | None = None  # JSON-lines export file, rotated by size
+    flows_export_max_bytes: int = 10 * 1024 * 1024
+    flows_export_backups: int = 3
+    metrics_addr: str | None = None  # loopback HOST:PORT for Prometheus metrics
 
 
 @contextlib.contextmanager
@@ -88,7 +94,29 @@ def build_service(config: AgentConfig) -> tuple[CniService, NetlinkDatapath]:
     return CniService(config.node_name, ipam, registry, datapath, config.mtu), datapath
 
 
-def start_policy(config: AgentConfig, service: CniService) -> PolicyLoop | None:
+def build_flows(config: AgentConfig) -> FlowCollector | None:
+    """The flow pipeline (store, export, metrics) when the agent enforces policy and keeps flows."""
+    if config.kubeconfig is None or config.datapath == "none" or config.flows_buffer <= 0:
+        return None
+    from podnet.flows.export import JsonlExporter
+    from podnet.flows.metrics import FlowMetrics
+    from podnet.flows.store import FlowStore
+
+    exporter = None
+    if config.flows_export is not None:
+        exporter = JsonlExporter(config.flows_export, config.flows_export_max_bytes, config.flows_export_backups)
+    metrics = None
+    if config.metrics_addr is not None:
+        metrics = FlowMetrics()
+        try:
+            host, port = metrics.serve(config.metrics_addr)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from exc
+        log.info("metrics listening", extra={"addr": f"{host}:{port}"})
+    return FlowCollector(config.node_name, FlowStore(config.flows_buffer), exporter, metrics)
+
+
+def start_policy(config: AgentConfig, service: CniService, flows: FlowCollector | None = None) -> PolicyLoop | None:
     """The policy loop when the agent has a kubeconfig and a datapath; None otherwise."""
     if config.kubeconfig is None or config.datapath == "none":
         return None
@@ -97,7 +125,7 @@ def start_policy(config: AgentConfig, service: CniService) -> PolicyLoop | None:
     from podnet.k8s.source import WatchSource
 
     source = WatchSource(KubeTransport.from_kubeconfig(config.kubeconfig))
-    loop = PolicyLoop(source, service.registry, EbpfPolicyDatapath(str(config.bpf_dir / config.node_name)))
+    loop = PolicyLoop(source, service.registry, EbpfPolicyDatapath(str(config.bpf_dir / config.node_name)), flows)
     loop.start()
     service.policy = loop
     log.info("policy enforced", extra={"datapath": config.datapath, "kubeconfig": str(config.kubeconfig)})
@@ -109,10 +137,12 @@ def run_agent(config: AgentConfig) -> int:
         service, datapath = build_service(config)
         datapath.prepare()
         service.reconcile()
-        policy = start_policy(config, service)
+        flows = build_flows(config)
+        policy = start_policy(config, service, flows)
         sock = bind_unix(config.socket_path)
-        app = create_app(service)
+        app = create_app(service, flows.store if flows is not None else None)
         server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+        app.state.stopping = lambda: server.should_exit  # ends --follow streams, so shutdown does not wait on them
         log.info(
             "agent listening",
             extra={"node": config.node_name, "socket": str(config.socket_path), "cidrs": list(config.pod_cidrs)},
@@ -123,6 +153,8 @@ def run_agent(config: AgentConfig) -> int:
             app.state.worker.shutdown(wait=True)
             if policy is not None:
                 policy.close()
+            if flows is not None:
+                flows.close()
             datapath.close()
             with contextlib.suppress(FileNotFoundError):
                 config.socket_path.unlink()

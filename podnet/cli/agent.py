@@ -29,6 +29,11 @@ def register(sub: Any) -> None:
         default=Path("/sys/fs/bpf/podnet"),
         help="bpffs directory for pinned programs and maps; one subdirectory per node",
     )
+    p.add_argument("--flows-buffer", type=int, default=4096, help="flows kept in memory (0: no flow collection)")
+    p.add_argument("--flows-export", type=Path, default=None, help="also write flows to this JSON-lines file")
+    p.add_argument("--flows-export-max-mb", type=float, default=10.0, help="rotate the export file at this size")
+    p.add_argument("--flows-export-backups", type=int, default=3, help="rotated export files kept")
+    p.add_argument("--metrics-addr", default=None, help="serve Prometheus metrics on this loopback HOST:PORT")
     p.set_defaults(func=_agent)
 
     e: argparse.ArgumentParser = sub.add_parser("endpoints", help="list the agent's pod endpoints")
@@ -49,7 +54,8 @@ def _agent(args: argparse.Namespace) -> int:
     logs.setup(args.log_format)
     config = AgentConfig(
         args.node_name, args.pod_cidr, Path(args.socket), args.state_dir, args.mtu, args.node_ip,
-        args.kubeconfig, args.datapath, args.bpf_dir,
+        args.kubeconfig, args.datapath, args.bpf_dir, args.flows_buffer, args.flows_export,
+        int(args.flows_export_max_mb * 1024 * 1024), args.flows_export_backups, args.metrics_addr,
     )  # fmt: skip
     return run_agent(config)
 

@@ -1,0 +1,1 @@
+"""Flows: kernel decisions decoded into Hubble-shaped records, stored, filtered, exported and counted."""

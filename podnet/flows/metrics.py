@@ -1,0 +1,61 @@
+"""Prometheus metrics of the flows and the datapath, on a registry of their own.
+
+Observer hook (Hubble's metrics handlers): :meth:`FlowMetrics.observe` per flow; the agent sets the
+gauges after each policy sync and the lost-events counter from the kernel's counter.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, start_http_server
+
+from .model import Flow
+
+
+class FlowMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.flows = Counter(
+            "podnet_flows_processed", "Flows recorded", ["verdict", "type", "direction"], registry=self.registry
+        )
+        self.drops = Counter("podnet_drop", "Packets dropped, by reason", ["reason"], registry=self.registry)
+        self.policy_entries = Gauge("podnet_policy_map_entries", "Rows in the policy map", registry=self.registry)
+        self.endpoints = Gauge("podnet_endpoints", "Endpoints under policy", registry=self.registry)
+        self.lost = Counter(
+            "podnet_events_lost", "Ring-buffer events the kernel could not queue", registry=self.registry
+        )
+        self._lost_seen = 0
+        self._server: Any = None
+
+    def observe(self, flow: Flow) -> None:
+        self.flows.labels(flow.verdict, flow.type, flow.traffic_direction).inc()
+        if flow.verdict == "DROPPED":
+            self.drops.labels(flow.drop_reason_desc or "UNKNOWN").inc(flow.count)
+
+    def set_lost(self, total: int) -> None:
+        """The kernel's lost-events counter (a running total); the metric follows it."""
+        if total > self._lost_seen:
+            self.lost.inc(total - self._lost_seen)
+        self._lost_seen = max(self._lost_seen, total)
+
+    def text(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def serve(self, addr: str) -> tuple[str, int]:
+        """Serve ``/metrics`` on ``HOST:PORT`` (loopback only; port 0 picks one); returns where it listens."""
+        host, _, port = addr.rpartition(":")
+        host = host.strip("[]") or "127.0.0.1"
+        if not ipaddress.ip_address(host).is_loopback:
+            raise ValueError(f"--metrics-addr {addr}: metrics listen on a loopback address only")
+        server, _thread = start_http_server(int(port), addr=host, registry=self.registry)
+        self._server = server
+        bound = server.server_address
+        return str(bound[0]), int(bound[1])
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
