@@ -60,6 +60,9 @@ class Lab:
     def agent_socket(self, node: NodePlan) -> Path:
         return self.node_dir(node) / "agent.sock"
 
+    def probe_socket(self, node: NodePlan) -> Path:
+        return self.node_dir(node) / "probe.sock"
+
     @property
     def apiserver_dir(self) -> Path:
         return self.dir / "apiserver"
@@ -170,6 +173,29 @@ def start_agent(lab: Lab, node: NodePlan) -> None:
     _wait_agent(lab, node)
 
 
+def start_probe_host(lab: Lab, node: NodePlan, timeout: float = 10.0) -> None:
+    """Start (or restart) the node's probe host: one process serving the probe ports of the node's pods."""
+    key = f"probe/{node.name}"
+    old = lab.procs.get(key)
+    if old is not None and procs.alive(old):
+        return
+    control = lab.probe_socket(node)
+    control.parent.mkdir(parents=True, exist_ok=True)
+    control.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "podnet.lab.probe", "host", "--control", str(control)]
+    log = lab.node_dir(node) / "probe.log"
+    lab.procs[key] = proc = procs.start(argv, log, str(control))
+    lab.save()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if control.exists():
+            return
+        if not procs.alive(proc):
+            raise LabError(f"the probe host of {node.name} exited: {log.read_text(errors='replace')[-500:]}")
+        time.sleep(0.02)
+    raise LabError(f"the probe host of {node.name} did not start within {timeout:.0f}s")
+
+
 def controller_marker(name: str) -> str:
     return f"lab\0controller\0--name\0{name}\0"
 
@@ -212,6 +238,7 @@ def up(name: str, nodes: int, pod_cidr: str, routing: Routing, say: Say) -> Lab:
             install(lab.cni_bin, lab.cni_conf_dir(node), socket_path=str(lab.agent_socket(node)))
             start_agent(lab, node)
             say(f"agent {node.name}: up ({lab.agent_socket(node)}), enforcing policy with eBPF")
+            start_probe_host(lab, node)
         start_controller(lab)
         say("controller: scheduling pods, running their sandboxes")
     except BaseException:
