@@ -283,8 +283,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     else:
         reachable = sum(p.reachable for p in probes)
         print(
-            f"{len(probes)} probes between {len(lab.pods)} pods: {reachable} reachable, "
-            f"{len(probes) - reachable} not; {len(diffs)} differ from the analyzer"
+            f"{len(probes)} probes from {len(lab.pods)} pods (to pods, their node, the outside): "
+            f"{reachable} reachable, {len(probes) - reachable} not; {len(diffs)} differ from the analyzer"
         )
         for d in diffs:
             print(f"  DIFF {d}")

@@ -173,17 +173,34 @@ def start_agent(lab: Lab, node: NodePlan) -> None:
     _wait_agent(lab, node)
 
 
+HOST_PROBE_PORTS: dict[str, list[int]] = {"tcp": [4240], "udp": [], "sctp": []}  # on each node's underlay IP
+OUTSIDE_PROBE_PORTS: dict[str, list[int]] = {"tcp": [443], "udp": [53], "sctp": []}  # on the fabric's outside IP
+
+
 def start_probe_host(lab: Lab, node: NodePlan, timeout: float = 10.0) -> None:
-    """Start (or restart) the node's probe host: one process serving the probe ports of the node's pods."""
-    key = f"probe/{node.name}"
+    """Start (or restart) the node's probe host: one process serving the probe ports of the node's pods,
+    of the node itself (``host:<node>`` on its underlay address) and, on the first node, of the outside."""
+    from podnet.lab.probe import host_request
+
+    _start_probe_host(lab, f"probe/{node.name}", lab.probe_socket(node), lab.node_dir(node) / "probe.log", timeout)
+    served = [(f"host:{node.name}", node.netns, HOST_PROBE_PORTS)]
+    if node.index == 0:
+        served.append(("outside", lab.plan.fabric_netns, OUTSIDE_PROBE_PORTS))
+    for name, netns, ports in served:
+        answer = host_request(
+            str(lab.probe_socket(node)), {"op": "add", "name": name, "netns": f"{fabric.NETNS_DIR}/{netns}", **ports}
+        )
+        if not answer.get("ok"):
+            raise LabError(f"probe host of {node.name}: serving {name}: {answer.get('error')}")
+
+
+def _start_probe_host(lab: Lab, key: str, control: Path, log: Path, timeout: float) -> None:
     old = lab.procs.get(key)
     if old is not None and procs.alive(old):
         return
-    control = lab.probe_socket(node)
     control.parent.mkdir(parents=True, exist_ok=True)
     control.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "podnet.lab.probe", "host", "--control", str(control)]
-    log = lab.node_dir(node) / "probe.log"
     lab.procs[key] = proc = procs.start(argv, log, str(control))
     lab.save()
     deadline = time.monotonic() + timeout
@@ -191,9 +208,9 @@ def start_probe_host(lab: Lab, node: NodePlan, timeout: float = 10.0) -> None:
         if control.exists():
             return
         if not procs.alive(proc):
-            raise LabError(f"the probe host of {node.name} exited: {log.read_text(errors='replace')[-500:]}")
+            raise LabError(f"{key} exited: {log.read_text(errors='replace')[-500:]}")
         time.sleep(0.02)
-    raise LabError(f"the probe host of {node.name} did not start within {timeout:.0f}s")
+    raise LabError(f"{key} did not start within {timeout:.0f}s")
 
 
 def controller_marker(name: str) -> str:
@@ -228,6 +245,7 @@ def up(name: str, nodes: int, pod_cidr: str, routing: Routing, say: Say) -> Lab:
             fabric.ensure_node(plan, node)
         for node in plan.nodes:
             fabric.ensure_routes(plan, node)
+        fabric.ensure_outside_routes(plan)
         say(f"routes between nodes: {routing}")
         install(lab.cni_bin, lab.dir / "cni" / "net.d")
         netns_args = [x for node in plan.nodes for x in ("--also-in-netns", f"{fabric.NETNS_DIR}/{node.netns}")]
