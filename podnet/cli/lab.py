@@ -41,6 +41,11 @@ def register(sub: Any) -> None:
     p.add_argument("--name", required=True)
     p.set_defaults(func=cmd_controller)
 
+    p = lsub.add_parser("restart-agent", help="stop (if running) and start again one node's podnet agent")
+    _name(p)
+    p.add_argument("--node", required=True, metavar="NODE", help="the node, e.g. node0")
+    p.set_defaults(func=cmd_restart_agent)
+
     p = lsub.add_parser("list", help="running labs")
     p.set_defaults(func=cmd_list)
 
@@ -183,6 +188,14 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     name = args.name or manager.pick(None).name
     manager.down(name, say=_say)
+    return 0
+
+
+def cmd_restart_agent(args: argparse.Namespace) -> int:
+    lab = manager.pick(args.name)
+    node = lab.plan.node(args.node)
+    manager.restart_agent(lab, node)
+    print(f"agent {node.name} of lab {lab.name}: restarted (pid {lab.procs[f'agent/{node.name}'].pid})")
     return 0
 
 

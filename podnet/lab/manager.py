@@ -86,18 +86,28 @@ class Lab:
         return AtomicJsonFile(self.dir / "lab.json", fsync=False)
 
     def save(self) -> None:
+        """Write the record. Several processes write it (the controller: pods; ``lab restart-agent``:
+        a process), so a process entry on disk that is alive wins over this copy's entry when that one
+        is dead: a stale in-memory pid never replaces a restarted process's."""
         with self.lock:
-            doc = {
-                "name": self.plan.name,
-                "nodes": len(self.plan.nodes),
-                "pod_cidr": str(self.plan.cluster_cidr),
-                "routing": self.plan.routing,
-                "procs": {k: p.to_json() for k, p in self.procs.items()},
-                "pods": json.loads(json.dumps(self.pods)),
-                "extra": dict(self.extra),
-            }
             rec = self.record()
             with rec.locked():
+                on_disk = rec.read() or {}
+                merged = {k: procs.Proc.from_json(v) for k, v in (on_disk.get("procs") or {}).items()}
+                for key, proc in self.procs.items():
+                    other = merged.get(key)
+                    if other is None or other == proc or procs.alive(proc) or not procs.alive(other):
+                        merged[key] = proc
+                self.procs = merged
+                doc = {
+                    "name": self.plan.name,
+                    "nodes": len(self.plan.nodes),
+                    "pod_cidr": str(self.plan.cluster_cidr),
+                    "routing": self.plan.routing,
+                    "procs": {k: p.to_json() for k, p in self.procs.items()},
+                    "pods": json.loads(json.dumps(self.pods)),
+                    "extra": dict(self.extra),
+                }
                 rec.write(doc)
 
 
@@ -149,6 +159,16 @@ def _wait_agent(lab: Lab, node: NodePlan, timeout: float = 20.0) -> None:
             last = exc.message
         time.sleep(0.05)
     raise LabError(f"the agent of {node.name} did not answer within {timeout:.0f}s: {last}")
+
+
+def restart_agent(lab: Lab, node: NodePlan) -> None:
+    """Stop the node's agent if it runs, start it again and wait until it answers. Enforcement never
+    lapses: the pinned programs and maps stay in the kernel, and the new agent re-syncs them from the
+    API server and its endpoint state on disk."""
+    old = lab.procs.get(f"agent/{node.name}")
+    if old is not None:
+        procs.stop(old)
+    start_agent(lab, node)
 
 
 def start_agent(lab: Lab, node: NodePlan) -> None:
