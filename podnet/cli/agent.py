@@ -4,16 +4,31 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from podnet.cni.protocol import DEFAULT_SOCKET
+from podnet.errors import UsageError
+
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("agent", help="run the node agent in the foreground")
     p.add_argument("--node-name", required=True, help="this node's name")
-    p.add_argument("--pod-cidr", action="append", required=True, help="pod CIDR (repeat once for the IPv6 one)")
+    p.add_argument("--pod-cidr", action="append", default=[], help="pod CIDR (repeat once for the IPv6 one)")
+    p.add_argument(
+        "--pod-cidr-from-node",
+        action="store_true",
+        help="read the pod CIDRs from this node's Node object (spec.podCIDRs), instead of --pod-cidr",
+    )
+    p.add_argument(
+        "--in-cluster",
+        action="store_true",
+        help="inside a Kubernetes pod: reach the API with the pod's service account (writes STATE_DIR/kubeconfig)",
+    )
     p.add_argument("--socket", default=DEFAULT_SOCKET, help="unix socket of the API (created mode 0600)")
     p.add_argument("--state-dir", type=Path, default=Path("/var/lib/podnet"), help="IPAM and endpoint state")
     p.add_argument("--mtu", type=int, default=1500, help="pod MTU when the network config sets none")
@@ -52,12 +67,60 @@ def _agent(args: argparse.Namespace) -> int:
     from podnet.agent.server import AgentConfig, run_agent
 
     logs.setup(args.log_format)
+    kubeconfig = args.kubeconfig
+    if args.in_cluster:
+        kubeconfig = write_in_cluster_kubeconfig(args.state_dir / "kubeconfig", os.environ, SERVICE_ACCOUNT)
+    cidrs = list(args.pod_cidr)
+    if args.pod_cidr_from_node:
+        cidrs = node_pod_cidrs(kubeconfig, args.node_name)
+    if not cidrs:
+        raise UsageError("podnet agent needs --pod-cidr (or --pod-cidr-from-node)")
     config = AgentConfig(
-        args.node_name, args.pod_cidr, Path(args.socket), args.state_dir, args.mtu, args.node_ip,
-        args.kubeconfig, args.datapath, args.bpf_dir, args.flows_buffer, args.flows_export,
+        args.node_name, cidrs, Path(args.socket), args.state_dir, args.mtu, args.node_ip,
+        kubeconfig, args.datapath, args.bpf_dir, args.flows_buffer, args.flows_export,
         int(args.flows_export_max_mb * 1024 * 1024), args.flows_export_backups, args.metrics_addr,
     )  # fmt: skip
     return run_agent(config)
+
+
+def write_in_cluster_kubeconfig(dest: Path, env: Mapping[str, str], account: Path) -> Path:
+    """A kubeconfig for the API server a pod sees (``KUBERNETES_SERVICE_HOST/PORT``), authenticating
+    with the pod's service-account token file (read again by the client when it loads the file)."""
+    host, port = env.get("KUBERNETES_SERVICE_HOST"), env.get("KUBERNETES_SERVICE_PORT", "443")
+    if not host:
+        raise UsageError("--in-cluster: KUBERNETES_SERVICE_HOST is not set (not running in a Kubernetes pod?)")
+    server = f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
+    doc = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {"name": "in-cluster", "cluster": {"server": server, "certificate-authority": str(account / "ca.crt")}}
+        ],
+        "users": [{"name": "podnet", "user": {"tokenFile": str(account / "token")}}],
+        "contexts": [{"name": "in-cluster", "context": {"cluster": "in-cluster", "user": "podnet"}}],
+        "current-context": "in-cluster",
+    }
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(json.dumps(doc, indent=2) + "\n")  # JSON is YAML
+    dest.chmod(0o600)
+    return dest
+
+
+def node_pod_cidrs(kubeconfig: Path | None, node_name: str) -> list[str]:
+    """``spec.podCIDRs`` (or ``spec.podCIDR``) of the Node ``node_name``."""
+    from kubernetes import client as k8s
+
+    from podnet.k8s.client import api_client
+
+    api = api_client(kubeconfig)
+    doc: dict[str, Any] = api.sanitize_for_serialization(  # type: ignore[no-untyped-call]
+        k8s.CoreV1Api(api).read_node(node_name)
+    )
+    spec = doc.get("spec") or {}
+    cidrs = list(spec.get("podCIDRs") or ([spec["podCIDR"]] if spec.get("podCIDR") else []))
+    if not cidrs:
+        raise UsageError(f"node {node_name} has no spec.podCIDRs: give --pod-cidr")
+    return [str(c) for c in cidrs]
 
 
 def _endpoints(args: argparse.Namespace) -> int:

@@ -41,6 +41,11 @@ def register(sub: Any) -> None:
     p.add_argument("--name", required=True)
     p.set_defaults(func=cmd_controller)
 
+    p = lsub.add_parser("restart-agent", help="stop (if running) and start again one node's podnet agent")
+    _name(p)
+    p.add_argument("--node", required=True, metavar="NODE", help="the node, e.g. node0")
+    p.set_defaults(func=cmd_restart_agent)
+
     p = lsub.add_parser("list", help="running labs")
     p.set_defaults(func=cmd_list)
 
@@ -186,6 +191,14 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_restart_agent(args: argparse.Namespace) -> int:
+    lab = manager.pick(args.name)
+    node = lab.plan.node(args.node)
+    manager.restart_agent(lab, node)
+    print(f"agent {node.name} of lab {lab.name}: restarted (pid {lab.procs[f'agent/{node.name}'].pid})")
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     rows = []
     for name in manager.names():
@@ -283,8 +296,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     else:
         reachable = sum(p.reachable for p in probes)
         print(
-            f"{len(probes)} probes between {len(lab.pods)} pods: {reachable} reachable, "
-            f"{len(probes) - reachable} not; {len(diffs)} differ from the analyzer"
+            f"{len(probes)} probes from {len(lab.pods)} pods (to pods, their node, the outside): "
+            f"{reachable} reachable, {len(probes) - reachable} not; {len(diffs)} differ from the analyzer"
         )
         for d in diffs:
             print(f"  DIFF {d}")

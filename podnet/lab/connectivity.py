@@ -45,7 +45,14 @@ def pod_record(lab: Lab, ref: str) -> dict[str, Any]:
 
 
 def target(lab: Lab, ref: str) -> tuple[str, str | None]:
-    """(address, expected pod ref) for a pod reference or a bare address."""
+    """(address, expected answer) for ``NS/POD``, ``host:NODE`` (the node's underlay address),
+    ``outside`` (the fabric's address standing for the internet) or a bare address."""
+    if ref.startswith("host:"):
+        return str(lab.plan.node(ref[5:]).underlay_ip), ref
+    if ref == "outside":
+        from podnet.lab.fabric import OUTSIDE
+
+        return str(OUTSIDE), ref
     if "/" in ref:
         record = pod_record(lab, ref)
         if not record["ips"]:
@@ -135,6 +142,29 @@ def expected_pairs(lab: Lab, objects: list[dict[str, Any]]) -> list[tuple[tuple[
                 ans = answer(resolver, src, dst, port["protocol"], port["port"])
                 why = "; ".join(str(d) for d in ans.verdict.deciding) or "no policy"
                 out.append(((src, dst, port["protocol"], port["port"]), ans.verdict.allowed, why))
+    out += external_pairs(lab, resolver)
+    return out
+
+
+def external_pairs(lab: Lab, resolver: Any) -> list[tuple[tuple[str, str, str, int], bool, str]]:
+    """Every pod to its own node (``host:NODE``) and to ``outside``, with the analyzer's verdict for
+    the address: an ipBlock or ``world`` peer, as for any address outside the cluster."""
+    from podnet.analyzer.verdict import answer
+    from podnet.lab.fabric import OUTSIDE
+    from podnet.lab.manager import HOST_PROBE_PORTS, OUTSIDE_PROBE_PORTS
+
+    out: list[tuple[tuple[str, str, str, int], bool, str]] = []
+    for src in sorted(lab.pods):
+        node = lab.plan.node(lab.pods[src]["node"])
+        for dst, addr, ports in (
+            (f"host:{node.name}", node.underlay_ip, HOST_PROBE_PORTS),
+            ("outside", OUTSIDE, OUTSIDE_PROBE_PORTS),
+        ):
+            for proto, numbers in ports.items():
+                for number in numbers:
+                    ans = answer(resolver, src, f"ip:{addr}", proto.upper(), number)  # type: ignore[arg-type]
+                    why = "; ".join(str(d) for d in ans.verdict.deciding) or "no policy"
+                    out.append(((src, dst, proto.upper(), number), ans.verdict.allowed, why))
     return out
 
 

@@ -90,13 +90,28 @@ def _ensure_route(ipr: Any, **spec: Any) -> None:
         raise FabricError(f"route {spec}: {exc}") from exc
 
 
+OUTSIDE = UNDERLAY[254]  # the fabric bridge's own address: "the internet" of `connectivity test`
+
+
 def ensure_fabric(plan: LabPlan) -> None:
-    """The fabric namespace with its underlay bridge, up."""
+    """The fabric namespace with its underlay bridge, up, holding the lab's outside address."""
     ensure_netns(plan.fabric_netns)
     with _ipr(plan.fabric_netns) as ipr:
         if _index(ipr, plan.bridge) is None:
             ipr.link("add", ifname=plan.bridge, kind="bridge")
-        ipr.link("set", index=_index(ipr, plan.bridge), state="up")
+        br = _index(ipr, plan.bridge)
+        if br is None:
+            raise FabricError(f"{plan.fabric_netns}: bridge {plan.bridge} missing after creation")
+        _ensure_addr(ipr, br, str(OUTSIDE), UNDERLAY.prefixlen)
+        ipr.link("set", index=br, state="up")
+
+
+def ensure_outside_routes(plan: LabPlan) -> None:
+    """Routes in the fabric namespace back to every node's pod CIDR, so the outside can answer pods."""
+    with _ipr(plan.fabric_netns) as ipr:
+        br = _index(ipr, plan.bridge)
+        for node in plan.nodes:
+            _ensure_route(ipr, dst=str(node.pod_cidr), gateway=str(node.underlay_ip), oif=br)
 
 
 def ensure_node(plan: LabPlan, node: NodePlan) -> None:

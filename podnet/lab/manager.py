@@ -60,6 +60,9 @@ class Lab:
     def agent_socket(self, node: NodePlan) -> Path:
         return self.node_dir(node) / "agent.sock"
 
+    def probe_socket(self, node: NodePlan) -> Path:
+        return self.node_dir(node) / "probe.sock"
+
     @property
     def apiserver_dir(self) -> Path:
         return self.dir / "apiserver"
@@ -83,18 +86,28 @@ class Lab:
         return AtomicJsonFile(self.dir / "lab.json", fsync=False)
 
     def save(self) -> None:
+        """Write the record. Several processes write it (the controller: pods; ``lab restart-agent``:
+        a process), so a process entry on disk that is alive wins over this copy's entry when that one
+        is dead: a stale in-memory pid never replaces a restarted process's."""
         with self.lock:
-            doc = {
-                "name": self.plan.name,
-                "nodes": len(self.plan.nodes),
-                "pod_cidr": str(self.plan.cluster_cidr),
-                "routing": self.plan.routing,
-                "procs": {k: p.to_json() for k, p in self.procs.items()},
-                "pods": json.loads(json.dumps(self.pods)),
-                "extra": dict(self.extra),
-            }
             rec = self.record()
             with rec.locked():
+                on_disk = rec.read() or {}
+                merged = {k: procs.Proc.from_json(v) for k, v in (on_disk.get("procs") or {}).items()}
+                for key, proc in self.procs.items():
+                    other = merged.get(key)
+                    if other is None or other == proc or procs.alive(proc) or not procs.alive(other):
+                        merged[key] = proc
+                self.procs = merged
+                doc = {
+                    "name": self.plan.name,
+                    "nodes": len(self.plan.nodes),
+                    "pod_cidr": str(self.plan.cluster_cidr),
+                    "routing": self.plan.routing,
+                    "procs": {k: p.to_json() for k, p in self.procs.items()},
+                    "pods": json.loads(json.dumps(self.pods)),
+                    "extra": dict(self.extra),
+                }
                 rec.write(doc)
 
 
@@ -148,6 +161,16 @@ def _wait_agent(lab: Lab, node: NodePlan, timeout: float = 20.0) -> None:
     raise LabError(f"the agent of {node.name} did not answer within {timeout:.0f}s: {last}")
 
 
+def restart_agent(lab: Lab, node: NodePlan) -> None:
+    """Stop the node's agent if it runs, start it again and wait until it answers. Enforcement never
+    lapses: the pinned programs and maps stay in the kernel, and the new agent re-syncs them from the
+    API server and its endpoint state on disk."""
+    old = lab.procs.get(f"agent/{node.name}")
+    if old is not None:
+        procs.stop(old)
+    start_agent(lab, node)
+
+
 def start_agent(lab: Lab, node: NodePlan) -> None:
     """Start (or restart) the podnet agent of ``node`` inside the node's namespace."""
     key = f"agent/{node.name}"
@@ -168,6 +191,46 @@ def start_agent(lab: Lab, node: NodePlan) -> None:
     lab.procs[key] = procs.start(argv, state / "agent.log", str(lab.agent_socket(node)), netns=node.netns)
     lab.save()
     _wait_agent(lab, node)
+
+
+HOST_PROBE_PORTS: dict[str, list[int]] = {"tcp": [4240], "udp": [], "sctp": []}  # on each node's underlay IP
+OUTSIDE_PROBE_PORTS: dict[str, list[int]] = {"tcp": [443], "udp": [53], "sctp": []}  # on the fabric's outside IP
+
+
+def start_probe_host(lab: Lab, node: NodePlan, timeout: float = 10.0) -> None:
+    """Start (or restart) the node's probe host: one process serving the probe ports of the node's pods,
+    of the node itself (``host:<node>`` on its underlay address) and, on the first node, of the outside."""
+    from podnet.lab.probe import host_request
+
+    _start_probe_host(lab, f"probe/{node.name}", lab.probe_socket(node), lab.node_dir(node) / "probe.log", timeout)
+    served = [(f"host:{node.name}", node.netns, HOST_PROBE_PORTS)]
+    if node.index == 0:
+        served.append(("outside", lab.plan.fabric_netns, OUTSIDE_PROBE_PORTS))
+    for name, netns, ports in served:
+        answer = host_request(
+            str(lab.probe_socket(node)), {"op": "add", "name": name, "netns": f"{fabric.NETNS_DIR}/{netns}", **ports}
+        )
+        if not answer.get("ok"):
+            raise LabError(f"probe host of {node.name}: serving {name}: {answer.get('error')}")
+
+
+def _start_probe_host(lab: Lab, key: str, control: Path, log: Path, timeout: float) -> None:
+    old = lab.procs.get(key)
+    if old is not None and procs.alive(old):
+        return
+    control.parent.mkdir(parents=True, exist_ok=True)
+    control.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "podnet.lab.probe", "host", "--control", str(control)]
+    lab.procs[key] = proc = procs.start(argv, log, str(control))
+    lab.save()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if control.exists():
+            return
+        if not procs.alive(proc):
+            raise LabError(f"{key} exited: {log.read_text(errors='replace')[-500:]}")
+        time.sleep(0.02)
+    raise LabError(f"{key} did not start within {timeout:.0f}s")
 
 
 def controller_marker(name: str) -> str:
@@ -202,6 +265,7 @@ def up(name: str, nodes: int, pod_cidr: str, routing: Routing, say: Say) -> Lab:
             fabric.ensure_node(plan, node)
         for node in plan.nodes:
             fabric.ensure_routes(plan, node)
+        fabric.ensure_outside_routes(plan)
         say(f"routes between nodes: {routing}")
         install(lab.cni_bin, lab.dir / "cni" / "net.d")
         netns_args = [x for node in plan.nodes for x in ("--also-in-netns", f"{fabric.NETNS_DIR}/{node.netns}")]
@@ -212,6 +276,7 @@ def up(name: str, nodes: int, pod_cidr: str, routing: Routing, say: Say) -> Lab:
             install(lab.cni_bin, lab.cni_conf_dir(node), socket_path=str(lab.agent_socket(node)))
             start_agent(lab, node)
             say(f"agent {node.name}: up ({lab.agent_socket(node)}), enforcing policy with eBPF")
+            start_probe_host(lab, node)
         start_controller(lab)
         say("controller: scheduling pods, running their sandboxes")
     except BaseException:

@@ -1,27 +1,28 @@
 """The lab's container runtime: a pod is a network namespace wired by the real podnet CNI plugin,
-running the probe server on the pod's declared container ports.
+served by its node's probe host on the pod's declared container ports.
 
 Starting a pod: namespace → CNI ADD (the node's conflist, run inside the node's namespace, the way a
-kubelet's runtime calls it) → probe server. A failure at any step undoes the steps before it, so a
-failed start leaves no namespace, allocation or process behind. Stopping tolerates what is gone.
+kubelet's runtime calls it) → probe sockets, opened inside the pod's namespace by the node's probe
+host. A failure at any step undoes the steps before it, so a failed start leaves no namespace,
+allocation or socket behind. Stopping tolerates what is gone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
-import sys
-import time
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from podnet.errors import PodnetError
 from podnet.k8s.model import Pod
-from podnet.lab import fabric, procs
+from podnet.lab import fabric
 from podnet.lab.cniexec import Attachment, ConflistRunner
 from podnet.lab.manager import Lab, LabError
 from podnet.lab.plan import NodePlan
+from podnet.lab.probe import host_request
 
 REFERENCE_PLUGINS = "/usr/lib/cni"
 
@@ -41,15 +42,27 @@ def _attachment(lab: Lab, pod: Pod, netns: str) -> Attachment:
     return Attachment(container_id(lab, pod), f"/run/netns/{netns}", "eth0", args)
 
 
-def _probe_argv(pod: Pod) -> list[str]:
-    by_proto: dict[str, list[str]] = {"TCP": [], "UDP": [], "SCTP": []}
+def _probe_request(pod: Pod, netns: str) -> dict[str, object]:
+    by_proto: dict[str, list[int]] = {"TCP": [], "UDP": [], "SCTP": []}
     for p in pod.ports:
-        by_proto[p.protocol].append(str(p.port))
-    argv = [sys.executable, "-m", "podnet.lab.probe", "serve", "--name", pod.ref]
-    for proto, ports in by_proto.items():
-        if ports:
-            argv += [f"--{proto.lower()}", ",".join(ports)]
-    return argv
+        by_proto[p.protocol].append(p.port)
+    return {
+        "op": "add",
+        "name": pod.ref,
+        "netns": f"{fabric.NETNS_DIR}/{netns}",
+        "tcp": by_proto["TCP"],
+        "udp": by_proto["UDP"],
+        "sctp": by_proto["SCTP"],
+    }
+
+
+def _probe_call(lab: Lab, node: NodePlan, request: dict[str, object]) -> None:
+    try:
+        answer = host_request(str(lab.probe_socket(node)), request)
+    except OSError as exc:
+        raise LabError(f"probe host of {node.name}: {exc}") from exc
+    if not answer.get("ok"):
+        raise LabError(f"probe host of {node.name}: {answer.get('error')}")
 
 
 def start_pod(lab: Lab, pod: Pod, node: NodePlan) -> dict[str, Any]:
@@ -62,10 +75,8 @@ def start_pod(lab: Lab, pod: Pod, node: NodePlan) -> dict[str, Any]:
         undo.callback(fabric.remove_netns, netns)
         result = runner.add(att)
         undo.callback(runner.delete, att)
-        marker = f"{pod.ref}"
-        probe = procs.start(_probe_argv(pod), lab.dir / "pods" / f"{netns}.log", marker, netns=netns)
-        undo.callback(procs.stop, probe)
-        _wait_probe(probe, lab, netns)
+        _probe_call(lab, node, _probe_request(pod, netns))
+        undo.callback(_stop_probe, lab, node, pod.ref)
         ips = [ip["address"].split("/")[0] for ip in result.get("ips", [])]
         record = {
             "namespace": pod.namespace,
@@ -80,34 +91,25 @@ def start_pod(lab: Lab, pod: Pod, node: NodePlan) -> dict[str, Any]:
         }
         with lab.lock:
             lab.pods[pod.ref] = record
-            lab.procs[f"probe/{pod.ref}"] = probe
             lab.save()
         undo.pop_all()
     return record
 
 
-def _wait_probe(probe: procs.Proc, lab: Lab, netns: str, timeout: float = 10.0) -> None:
-    log = lab.dir / "pods" / f"{netns}.log"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if log.exists() and b"serving" in log.read_bytes():
-            return
-        if not procs.alive(probe):
-            raise LabError(f"probe server of {netns} exited: {log.read_text(errors='replace')[-500:]}")
-        time.sleep(0.02)
-    raise LabError(f"probe server of {netns} did not start within {timeout:.0f}s")
+def _stop_probe(lab: Lab, node: NodePlan, ref: str) -> None:
+    """Close the pod's probe sockets; a probe host that is gone (its sockets with it) is fine."""
+    with contextlib.suppress(OSError):
+        host_request(str(lab.probe_socket(node)), {"op": "remove", "name": ref})
 
 
 def stop_pod(lab: Lab, ref: str) -> None:
     """Stop the probe, CNI DEL, remove the namespace; each step tolerates what is already gone."""
     with lab.lock:
         record = lab.pods.get(ref)
-        probe = lab.procs.pop(f"probe/{ref}", None)
     if record is None:
         return
-    if probe is not None:
-        procs.stop(probe)
     node = lab.plan.node(record["node"])
+    _stop_probe(lab, node, ref)
     att = Attachment(record["container_id"], f"/run/netns/{record['netns']}", "eth0", result=record.get("result", {}))
     first: PodnetError | None = None
     try:

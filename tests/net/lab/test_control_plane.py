@@ -78,7 +78,18 @@ def test_apply_runs_the_shop_on_two_nodes_and_probes_reach_every_declared_port(l
     assert ("web/frontend-0", "data/postgres-0", 5432) not in reachable  # both sides deny: the kernel drops it
     # The kernel does what the analyzer says, pair by pair and port by port.
     test = json.loads(podnet("connectivity", "test", "-o", "json", "--name", lab.name, "--timeout", "1").stdout)
-    assert test == {"probes": 40, "differences": []}
+    assert test == {"probes": 58, "differences": []}  # 40 pod to pod, 6 to their node, 12 to outside
+    # pod to host (its node's underlay address) and pod to outside (the fabric's address): real answers
+
+    def reaches(src: str, dst: str, port: int, proto: str = "TCP") -> bool:
+        argv = ["lab", "probe", "--from", src, "--to", dst, "--port", str(port), "--protocol", proto]
+        return podnet(*argv, "--timeout", "1", "--name", lab.name, check=False).returncode == 0
+
+    node = lab.plan.node(next(p for p in pods(lab) if p["metadata"]["name"] == "prometheus-0")["spec"]["nodeName"])
+    assert reaches("monitoring/prometheus-0", f"host:{node.name}", 4240)  # no egress policy: world is open
+    assert reaches("monitoring/prometheus-0", "outside", 443)
+    assert reaches("monitoring/prometheus-0", "outside", 53, "UDP")
+    assert not reaches("web/frontend-0", "outside", 443)  # its egress allows only the backend
 
 
 def test_policy_and_label_changes_take_effect_on_live_pods(lab: manager.Lab) -> None:

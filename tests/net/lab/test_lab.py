@@ -70,7 +70,7 @@ def test_down_removes_every_namespace_process_and_file(lab_root: Path) -> None:
     try:
         runtime.start_pod(lab, Pod("a", "p", {}, (ContainerPort(80, "TCP"),)), lab.plan.nodes[0])
         procs_before = list(lab.procs.values())
-        assert sorted(lab.procs) == ["agent/node0", "agent/node1", "controller", "probe/a/p"]
+        assert sorted(lab.procs) == ["agent/node0", "agent/node1", "controller", "probe/node0", "probe/node1"]
         assert all(procs.alive(p) for p in procs_before)
     finally:
         manager.down(name, say=lambda _m: None)

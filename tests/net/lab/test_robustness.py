@@ -1,0 +1,97 @@
+"""The lab survives its processes dying: an agent killed and restarted, every process killed at once."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from podnet.lab import fabric, manager, procs
+from podnet.lab.apiserver import process as apiserver_process
+from tests.net.lab.test_control_plane import podnet, pods, wait_for
+
+
+@pytest.fixture
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[manager.Lab]:
+    monkeypatch.setenv("PODNET_LAB_ROOT", str(tmp_path / "labs"))
+    name = f"r{secrets.token_hex(3)}"
+    try:
+        podnet("lab", "up", "--name", name, "--nodes", "2", "--pod-cidr", "10.243.0.0/16")
+        yield manager.load(name)
+    finally:
+        manager.down(name, say=lambda _m: None)
+
+
+def _shop_running(lab: manager.Lab) -> None:
+    podnet("apply", "-f", "examples/shop", "--name", lab.name)
+
+    def running() -> bool:
+        items = pods(lab)
+        return len(items) == 6 and all((p.get("status") or {}).get("phase") == "Running" for p in items)
+
+    wait_for(running, "6 running pods")
+
+
+def _test(lab: manager.Lab) -> dict[str, object]:
+    out = podnet("connectivity", "test", "-o", "json", "--name", lab.name, "--timeout", "1", check=False).stdout
+    doc: dict[str, object] = json.loads(out)
+    return doc
+
+
+def _kill(proc: procs.Proc) -> None:
+    os.kill(proc.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while procs.alive(proc) and time.monotonic() < deadline:
+        procs._reap(proc.pid)
+        time.sleep(0.02)
+    assert not procs.alive(proc)
+
+
+def test_a_killed_agent_restarts_with_every_pod_reachable_and_policy_enforced(lab: manager.Lab) -> None:
+    _shop_running(lab)
+    assert _test(lab) == {"probes": 58, "differences": []}
+    old = manager.load(lab.name).procs["agent/node0"]
+    _kill(old)
+    # while it is dead the pinned programs and maps keep enforcing
+    assert _test(lab)["differences"] == []
+    out = podnet("lab", "restart-agent", "--node", "node0", "--name", lab.name).stdout
+    assert "restarted" in out
+    new = manager.load(lab.name).procs["agent/node0"]
+    assert new.pid != old.pid and procs.alive(new)
+    assert _test(lab) == {"probes": 58, "differences": []}
+    # the restarted agent wires new pods and puts them under policy
+    podnet("delete", "pod", "postgres-0", "-n", "data", "--name", lab.name)
+    wait_for(lambda: "data/postgres-0" not in manager.load(lab.name).pods, "the old postgres sandbox to go")
+    wait_for(lambda: "data/postgres-0" in manager.load(lab.name).pods, "postgres-0 again")
+    wait_for(lambda: _test(lab) == {"probes": 58, "differences": []}, "0 differences with the new pod", 20)
+    # the controller's later saves did not bring the dead agent's pid back into the record
+    assert manager.load(lab.name).procs["agent/node0"] == new
+    assert "2/2" in podnet("lab", "list").stdout
+
+
+def test_lab_up_after_every_process_was_killed_cleans_up_and_comes_up(lab: manager.Lab) -> None:
+    _shop_running(lab)
+    before = manager.load(lab.name)
+    server = apiserver_process.running(before.apiserver_dir)
+    assert server is not None
+    for proc in [*before.procs.values(), procs.Proc(server.pid, "apiserver")]:
+        os.kill(proc.pid, signal.SIGKILL)
+    time.sleep(0.5)
+    assert len(fabric.list_netns(before.plan.prefix)) == 1 + 2 + 6  # the namespaces are left behind
+    r = podnet("lab", "up", "--name", lab.name, "--nodes", "2", "--pod-cidr", "10.243.0.0/16")
+    assert "cleaning up what an earlier lab" in r.stderr
+    after = manager.load(lab.name)
+    assert after.pods == {}
+    assert sorted(fabric.list_netns(after.plan.prefix)) == sorted(
+        [after.plan.fabric_netns, *(n.netns for n in after.plan.nodes)]
+    )
+    assert all(procs.alive(p) for p in after.procs.values())
+    assert not any(procs.alive(p) for p in before.procs.values())
+    _shop_running(after)
+    assert _test(after) == {"probes": 58, "differences": []}
