@@ -120,3 +120,14 @@ def test_collector_feeds_store_and_metrics() -> None:
     assert metrics.registry.get_sample_value("podnet_drop_total", {"reason": "POLICY_DENIED"}) == 3
     assert metrics.registry.get_sample_value("podnet_events_lost_total") == 2
     assert metrics.registry.get_sample_value("podnet_policy_map_entries") == 12
+
+
+def test_audit_verdict_names_the_rule_that_would_have_denied() -> None:
+    enr, _ = enricher()
+    rule = RuleRef("isolation", "", "ingress", -1, None, isolated_by=("api/backend",))
+    f = decode(event(verdict="AUDIT", rule=rule), enr, "n", 0)
+    assert f.verdict == "AUDIT" and f.type == "policy-verdict" and f.allowed_by == ()
+    assert f.denied_by == (RuleName("isolation", "backend", "ingress", None, "api", ("api/backend",)),)
+    from podnet.flows.printer import compact
+
+    assert "policy-verdict:L3-L4 INGRESS AUDIT (TCP Flags: SYN) by default deny" in compact(f)
