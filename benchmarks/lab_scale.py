@@ -29,15 +29,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def podnet(*args: str, env: dict[str, str]) -> str:
-    return subprocess.run(
+    proc = subprocess.run(
         [sys.executable, "-m", "podnet.cli.main", *args],
         cwd=ROOT,
         env=env,
-        check=True,
+        check=False,
         capture_output=True,
         text=True,
         timeout=600,
-    ).stdout
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"podnet {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc.stdout
 
 
 def deployment(replicas: int) -> str:

@@ -32,7 +32,7 @@ log = logging.getLogger("podnet.lab.controller")
 Obj = dict[str, Any]
 WORKLOADS = ("Deployment", "StatefulSet")
 KINDS = ("Namespace", "Pod", *WORKLOADS)
-PARALLEL_STARTS = 8
+PARALLEL_STARTS = 24
 
 
 def _ref(obj: Obj) -> str:

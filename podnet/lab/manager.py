@@ -11,6 +11,7 @@ import contextlib
 import json
 import os
 import shutil
+import socket
 import sys
 import threading
 import time
@@ -225,7 +226,9 @@ def _start_probe_host(lab: Lab, key: str, control: Path, log: Path, timeout: flo
     lab.save()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if control.exists():
+        # the socket file appears at bind(), before listen(): only a connection that succeeds counts
+        with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.connect(str(control))
             return
         if not procs.alive(proc):
             raise LabError(f"{key} exited: {log.read_text(errors='replace')[-500:]}")
