@@ -13,6 +13,7 @@ from podnet.errors import UsageError
 from podnet.k8s.manifests import load_documents
 from podnet.k8s.objects import ObjectClient, resource
 from podnet.k8s.parse import build_cluster
+from podnet.k8s.source import KINDS
 
 ORDER = {"Namespace": 0, "AdminNetworkPolicy": 1, "BaselineAdminNetworkPolicy": 1, "NetworkPolicy": 2}
 
@@ -65,20 +66,7 @@ def register(sub: Any) -> None:
 def _docs(paths: list[str]) -> list[dict[str, Any]]:
     docs = load_documents(paths)
     build_cluster(docs)  # the analyzer's validation: a bad manifest changes nothing
-    objs = [
-        d.obj
-        for d in docs
-        if d.obj.get("kind")
-        in (
-            "Namespace",
-            "Pod",
-            "Deployment",
-            "StatefulSet",
-            "NetworkPolicy",
-            "AdminNetworkPolicy",
-            "BaselineAdminNetworkPolicy",
-        )
-    ]
+    objs = [d.obj for d in docs if d.obj.get("kind") in KINDS]
     return sorted(objs, key=lambda o: ORDER.get(str(o.get("kind")), 3))
 
 
