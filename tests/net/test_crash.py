@@ -25,6 +25,7 @@ def test_sigkill_during_add_del_loop(plugin: Plugin, agent: Agent, node: Node, m
     in_flight = threading.Event()
     done = threading.Event()
     results = {"ok": 0, "failed": 0}
+    kills = 0
 
     def call(command: str, pod: str) -> bool:
         in_flight.set()
@@ -38,8 +39,11 @@ def test_sigkill_during_add_del_loop(plugin: Plugin, agent: Agent, node: Node, m
         return r.returncode == 0
 
     def runtime() -> None:
+        # At least OPS calls, and on until every kill has happened (a fast machine could finish first).
         try:
-            for _ in range(OPS):
+            n = 0
+            while (n < OPS or kills < KILLS) and n < 20 * OPS:
+                n += 1
                 pod = rng.choice(pods)
                 if pod in dirty:
                     if call("DEL", pod):
@@ -59,7 +63,6 @@ def test_sigkill_during_add_del_loop(plugin: Plugin, agent: Agent, node: Node, m
 
     worker = threading.Thread(target=runtime)
     worker.start()
-    kills = 0
     while not done.is_set() and kills < KILLS:
         time.sleep(rng.uniform(0.2, 0.8))
         if not in_flight.wait(5):
