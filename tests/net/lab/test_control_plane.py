@@ -3,56 +3,10 @@
 from __future__ import annotations
 
 import json
-import secrets
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from podnet.lab import fabric, manager
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def podnet(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "podnet.cli.main", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=check,
-    )
-
-
-@pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[manager.Lab]:
-    monkeypatch.setenv("PODNET_LAB_ROOT", str(tmp_path / "labs"))
-    name = f"t{secrets.token_hex(3)}"
-    try:
-        podnet("lab", "up", "--name", name, "--nodes", "2", "--pod-cidr", "10.246.0.0/16")
-        yield manager.load(name)
-    finally:
-        manager.down(name, say=lambda _m: None)
-
-
-def pods(lab: manager.Lab) -> list[dict[str, Any]]:
-    out = podnet("get", "pods", "-A", "-o", "json", "--name", lab.name).stdout
-    items: list[dict[str, Any]] = json.loads(out)["items"]
-    return items
-
-
-def wait_for(pred: Any, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.net.lab.helpers import podnet, pods, wait_for
 
 
 def test_apply_runs_the_shop_on_two_nodes_and_probes_reach_every_declared_port(lab: manager.Lab) -> None:

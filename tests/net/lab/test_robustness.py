@@ -4,28 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import signal
 import time
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from podnet.lab import fabric, manager, procs
 from podnet.lab.apiserver import process as apiserver_process
-from tests.net.lab.test_control_plane import podnet, pods, wait_for
-
-
-@pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[manager.Lab]:
-    monkeypatch.setenv("PODNET_LAB_ROOT", str(tmp_path / "labs"))
-    name = f"r{secrets.token_hex(3)}"
-    try:
-        podnet("lab", "up", "--name", name, "--nodes", "2", "--pod-cidr", "10.243.0.0/16")
-        yield manager.load(name)
-    finally:
-        manager.down(name, say=lambda _m: None)
+from tests.net.lab.helpers import podnet, pods, wait_for
 
 
 def _shop_running(lab: manager.Lab) -> None:
