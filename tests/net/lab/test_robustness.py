@@ -50,9 +50,15 @@ def test_a_killed_agent_restarts_with_every_pod_reachable_and_policy_enforced(la
     assert new.pid != old.pid and procs.alive(new)
     assert _test(lab) == {"probes": 58, "differences": []}
     # the restarted agent wires new pods and puts them under policy
+    old_uid = manager.load(lab.name).pods["data/postgres-0"]["uid"]
     podnet("delete", "pod", "postgres-0", "-n", "data", "--name", lab.name)
-    wait_for(lambda: "data/postgres-0" not in manager.load(lab.name).pods, "the old postgres sandbox to go")
-    wait_for(lambda: "data/postgres-0" in manager.load(lab.name).pods, "postgres-0 again")
+
+    def replaced() -> bool:
+        # The controller may remove and re-create the sandbox between two polls: look for a new uid.
+        record = manager.load(lab.name).pods.get("data/postgres-0")
+        return record is not None and record.get("uid") not in (None, old_uid)
+
+    wait_for(replaced, "postgres-0 to come back as a new pod")
     wait_for(lambda: _test(lab) == {"probes": 58, "differences": []}, "0 differences with the new pod", 20)
     # the controller's later saves did not bring the dead agent's pid back into the record
     assert manager.load(lab.name).procs["agent/node0"] == new
