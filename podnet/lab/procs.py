@@ -56,7 +56,7 @@ def alive(proc: Proc) -> bool:
 def stop(proc: Proc, timeout: float = 5.0) -> None:
     """TERM, then KILL after ``timeout``; a process already gone (or no longer ours) is fine."""
     if not alive(proc):
-        _reap(proc.pid)
+        reap(proc.pid)
         return
     try:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -64,7 +64,7 @@ def stop(proc: Proc, timeout: float = 5.0) -> None:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        _reap(proc.pid)
+        reap(proc.pid)
         if not alive(proc):
             return
         time.sleep(0.05)
@@ -73,12 +73,13 @@ def stop(proc: Proc, timeout: float = 5.0) -> None:
     except ProcessLookupError:
         return
     for _ in range(100):
-        _reap(proc.pid)
+        reap(proc.pid)
         if not alive(proc):
             return
         time.sleep(0.02)
 
 
-def _reap(pid: int) -> None:
+def reap(pid: int) -> None:
+    """Collect the exit status of a child of ours that ended, so it does not linger as a zombie."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)

@@ -1,15 +1,14 @@
 """The lab API server as a background process of a lab: start (idempotent), find, stop (also after a crash).
 
-``state_dir/apiserver.pid`` names the process; it counts as ours only while ``/proc/<pid>/cmdline`` is a
-``lab apiserver`` command for this state directory, so a stale pid file after a crash or a reused pid never
-leads to signalling someone else's process. Output goes to ``state_dir/apiserver.log``.
+``state_dir/apiserver.pid`` names the process; like every lab process (``podnet.lab.procs``) it counts as ours
+only while ``/proc/<pid>/cmdline`` holds its marker, here ``apiserver --state-dir DIR`` for this state
+directory, so a stale pid file after a crash or a reused pid never leads to signalling someone else's
+process. Output goes to ``state_dir/apiserver.log``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from podnet.errors import PodnetError
+from podnet.lab import procs
 from podnet.lab.apiserver.app import KUBECONFIG_FILE
 
 PID_FILE = "apiserver.pid"
@@ -31,20 +31,8 @@ class ApiServerProcess:
     kubeconfig: Path
 
 
-def _cmdline(pid: int) -> list[str]:
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
-
-
-def _ours(pid: int, state_dir: Path) -> bool:
-    cmd = _cmdline(pid)
-    if "apiserver" not in cmd or "--state-dir" not in cmd:
-        return False
-    i = cmd.index("--state-dir")
-    return i + 1 < len(cmd) and Path(cmd[i + 1]).resolve() == state_dir.resolve()
+def _proc(pid: int, state_dir: Path) -> procs.Proc:
+    return procs.Proc(pid, f"\0apiserver\0--state-dir\0{state_dir.resolve()}\0")
 
 
 def _url(state_dir: Path) -> str:
@@ -60,7 +48,7 @@ def running(state_dir: Path) -> ApiServerProcess | None:
         pid = int((state_dir / PID_FILE).read_text(encoding="utf-8").strip())
     except (OSError, ValueError):
         return None
-    if not _ours(pid, state_dir):
+    if not _ours(_proc(pid, state_dir)):
         return None
     return ApiServerProcess(pid, _url(state_dir), state_dir / KUBECONFIG_FILE)
 
@@ -112,21 +100,14 @@ def stop(state_dir: Path, timeout: float = 10.0) -> bool:
     """Stop the API server of ``state_dir``; True if one was running. Safe to repeat."""
     found = running(state_dir)
     if found is not None:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(found.pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _ours(found.pid, state_dir):
-            _reap(found.pid)
-            time.sleep(0.05)
-        if _ours(found.pid, state_dir):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(found.pid, signal.SIGKILL)
-            _reap(found.pid)
+        procs.stop(_proc(found.pid, state_dir), timeout)
     (state_dir / PID_FILE).unlink(missing_ok=True)
     return found is not None
 
 
-def _reap(pid: int) -> None:
-    """Collect the exit status when the server is our child, so it does not linger as a zombie."""
-    with contextlib.suppress(ChildProcessError, OSError):
-        os.waitpid(pid, os.WNOHANG)
+def _ours(proc: procs.Proc) -> bool:
+    # Started directly (never through ``ip netns exec``), so an empty cmdline is not ours.
+    try:
+        return procs.alive(proc) and Path(f"/proc/{proc.pid}/cmdline").read_bytes() != b""
+    except OSError:
+        return False

@@ -32,7 +32,7 @@ def _kill(proc: procs.Proc) -> None:
     os.kill(proc.pid, signal.SIGKILL)
     deadline = time.monotonic() + 5
     while procs.alive(proc) and time.monotonic() < deadline:
-        procs._reap(proc.pid)
+        procs.reap(proc.pid)
         time.sleep(0.02)
     assert not procs.alive(proc)
 
