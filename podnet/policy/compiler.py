@@ -161,13 +161,14 @@ class ConnectionVerdict:
 
 @dataclass
 class _PeerClasses:
-    """For one identity and direction: which rules select each peer, as a bitmask, and a table per mask."""
+    """For one identity and direction: which of the cluster's distinct peer sets its rules use, and a
+    table per combination of memberships a peer can have."""
 
     policy: DirectionPolicy
-    base: int  # rules that select every peer
-    finite: tuple[tuple[int, IdSet], ...]  # (bit, peers) of the rules with a finite peer set
+    relevant: int  # the bits (in the compiled policy's peer-set family) of this direction's finite peer sets
     by_dest_ports: bool  # named ports resolve against the peer (egress rules using named ports)
     tables: dict[object, PortTable[Decision]] = field(default_factory=dict)
+    by_peer: dict[int, PortTable[Decision]] = field(default_factory=dict)  # the table of each peer seen
 
 
 @dataclass
@@ -177,23 +178,45 @@ class CompiledPolicy:
     selectors: SelectorCache
     directions: dict[tuple[int, Direction], DirectionPolicy]
     _classes: dict[tuple[int, Direction], _PeerClasses] = field(default_factory=dict)
-    _tables: dict[tuple[int, Direction, int], PortTable[Decision]] = field(default_factory=dict)
+    # Every distinct finite peer set of the rules classified so far gets a bit; each identity holds the
+    # bits of the sets it belongs to. Two peers with the same bits under a direction's relevant mask are
+    # selected by the same rules, so they share a table: finding it is one AND and one dict lookup.
+    _family: dict[IdSet, int] = field(default_factory=dict)
+    _member_bits: dict[int, int] = field(default_factory=dict)
+    _dest_ports: dict[tuple[int, frozenset[str]], frozenset[tuple[str, Protocol, int]]] = field(default_factory=dict)
+    _uniform: dict[Decision, PortTable[Decision]] = field(default_factory=dict)
 
     def direction(self, subject: int, direction: Direction) -> DirectionPolicy:
         return self.directions.get((subject, direction), EMPTY_DIRECTIONS[direction])
 
+    def _bit(self, peers: IdSet) -> int:
+        index = self._family.get(peers)
+        if index is None:
+            index = self._family[peers] = len(self._family)
+            bit = 1 << index
+            member_bits = self._member_bits
+            for peer in peers:
+                member_bits[peer] = member_bits.get(peer, 0) | bit
+        return 1 << index
+
     def _classify(self, subject: int, direction: Direction) -> _PeerClasses:
         dpol = self.direction(subject, direction)
-        base = 0
-        finite: list[tuple[int, IdSet]] = []
-        for i, rule in enumerate(dpol.all_rules):
-            if rule.peers is None:
-                base |= 1 << i
-            elif rule.peers:
-                finite.append((1 << i, rule.peers))
-        classes = _PeerClasses(dpol, base, tuple(finite), direction == "egress" and bool(dpol.named_ports_used))
+        relevant = 0
+        for rule in dpol.all_rules:
+            if rule.peers:
+                relevant |= self._bit(rule.peers)
+        classes = _PeerClasses(dpol, relevant, direction == "egress" and bool(dpol.named_ports_used))
         self._classes[(subject, direction)] = classes
         return classes
+
+    def _named_ports(self, peer: int, used: frozenset[str]) -> frozenset[tuple[str, Protocol, int]]:
+        key = (peer, used)
+        found = self._dest_ports.get(key)
+        if found is None:
+            found = self._dest_ports[key] = frozenset(
+                np for np in self.identities.by_id[peer].named_ports if np[0] in used
+            )
+        return found
 
     def table(self, subject: int, direction: Direction, peer: int) -> PortTable[Decision]:
         """The decisions for every protocol and port, for ``subject`` talking with ``peer``.
@@ -201,24 +224,18 @@ class CompiledPolicy:
         Two peers selected by the same rules (and, for egress named ports, declaring the same named
         ports) share one table, built on first use.
         """
-        pair = (subject, direction, peer)
-        found = self._tables.get(pair)
+        classes = self._classes.get((subject, direction)) or self._classify(subject, direction)
+        found = classes.by_peer.get(peer)
         if found is not None:
             return found
-        classes = self._classes.get((subject, direction)) or self._classify(subject, direction)
-        mask = classes.base
-        for bit, peers in classes.finite:
-            if peer in peers:
-                mask |= bit
-        key: object = mask
+        key: object = self._member_bits.get(peer, 0) & classes.relevant
         if classes.by_dest_ports:
-            used = classes.policy.named_ports_used
-            key = (mask, frozenset(np for np in self.identities.by_id[peer].named_ports if np[0] in used))
+            key = (key, self._named_ports(peer, classes.policy.named_ports_used))
         found = classes.tables.get(key)
         if found is None:
             dest = self.identities.by_id[subject if direction == "ingress" else peer]
-            found = classes.tables[key] = build_table(classes.policy, peer, dest)
-        self._tables[pair] = found
+            found = classes.tables[key] = build_table(classes.policy, peer, dest, self._uniform)
+        classes.by_peer[peer] = found
         return found
 
     def decide(self, src: int, dst: int, protocol: Protocol, port: int) -> ConnectionVerdict:
@@ -232,26 +249,32 @@ class CompiledPolicy:
         return ConnectionVerdict(allowed, egress, ingress)
 
 
-def build_table(dpol: DirectionPolicy, peer: int, dest: Identity) -> PortTable[Decision]:
-    """Resolve the tiers for one peer into a sealed port table."""
+def build_table(
+    dpol: DirectionPolicy, peer: int, dest: Identity, uniform: dict[Decision, PortTable[Decision]] | None = None
+) -> PortTable[Decision]:
+    """Resolve the tiers for one peer into a sealed port table (``uniform``: a cache of the tables that
+    give one decision to every port, shared because most peers are named by no rule)."""
+    admin = [r for r in dpol.admin if r.selects(peer)]
+    rest = dpol.isolation if dpol.isolated_by else DEFAULT_ALLOW
+    lower = [r for r in (dpol.network if dpol.isolated_by else dpol.baseline) if r.selects(peer)]
+    if not admin and not lower:
+        if uniform is None:
+            return PortTable[Decision]().claim_all(rest)
+        found = uniform.get(rest)
+        if found is None:
+            found = uniform[rest] = PortTable[Decision]().claim_all(rest)
+        return found
     table: PortTable[Decision] = PortTable()
-    for rule in dpol.admin:
-        if rule.selects(peer):
-            for proto, lo, hi in expand_ports(rule.ports, dest):
-                table.claim(proto, lo, hi, rule.decision)
-    table.release(_PASS)
-    if dpol.isolated_by:
-        for rule in dpol.network:
-            if rule.selects(peer):
-                for proto, lo, hi in expand_ports(rule.ports, dest):
-                    table.claim(proto, lo, hi, rule.decision)
-        table.claim_rest(dpol.isolation)
-    else:
-        for rule in dpol.baseline:
-            if rule.selects(peer):
-                for proto, lo, hi in expand_ports(rule.ports, dest):
-                    table.claim(proto, lo, hi, rule.decision)
-        table.claim_rest(DEFAULT_ALLOW)
+    passed = False
+    for rule in admin:
+        for proto, lo, hi in expand_ports(rule.ports, dest):
+            passed |= table.claim(proto, lo, hi, rule.decision) and rule.decision is _PASS
+    if passed:
+        table.release(_PASS)
+    for rule in lower:
+        for proto, lo, hi in expand_ports(rule.ports, dest):
+            table.claim(proto, lo, hi, rule.decision)
+    table.claim_rest(rest)
     return table.seal()
 
 

@@ -74,6 +74,14 @@ class PortTable(Generic[T]):
                 self._free[proto] = sorted(self._free[proto] + back)
                 self._taken[proto] = kept
 
+    def claim_all(self, value: T) -> PortTable[T]:
+        """A sealed table giving ``value`` to every port of every protocol."""
+        for proto in PROTOCOLS:
+            self._free[proto] = []
+            self._taken[proto] = [Interval(MIN_PORT, MAX_PORT, value)]
+            self._los[proto] = [MIN_PORT]
+        return self
+
     def claim_rest(self, value: T) -> None:
         for proto in PROTOCOLS:
             for a, b in self._free[proto]:
