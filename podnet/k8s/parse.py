@@ -215,6 +215,19 @@ def _controller(meta: dict[str, Any], problems: Problems) -> tuple[str | None, s
     return found[0] if found else None
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Object:
+    """One document being added: what every kind's handler needs about it."""
+
+    doc: Document
+    kind: str
+    ns: str
+    name: str  # as shown in messages ("" when missing)
+    meta: dict[str, Any]
+    labels: dict[str, str]
+    problems: Problems
+
+
 class _Builder:
     def __init__(self) -> None:
         self.cluster = Cluster()
@@ -275,34 +288,18 @@ class _Builder:
             "AdminNetworkPolicy": self._kind_AdminNetworkPolicy,
             "BaselineAdminNetworkPolicy": self._kind_BaselineAdminNetworkPolicy,
         }.get(kind, self._workload)
-        handler(doc, kind, namespace, shown, meta, labels, problems)
+        handler(_Object(doc, kind, namespace, shown, meta, labels, problems))
         self.problems.extend(problems.items)
         self.cluster.warnings.extend(problems.warnings)
 
     # -- kinds ---------------------------------------------------------------------------------
-    def _kind_Namespace(
-        self,
-        doc: Document,
-        kind: str,
-        ns: str,
-        name: str,
-        meta: dict[str, Any],
-        labels: dict[str, str],
-        problems: Problems,
-    ) -> None:
+    def _kind_Namespace(self, o: _Object) -> None:
+        name, labels = o.name, o.labels
         labels[NS_NAME_LABEL] = name
         self.cluster.namespaces[name] = Namespace(name, labels)
 
-    def _kind_Pod(
-        self,
-        doc: Document,
-        kind: str,
-        ns: str,
-        name: str,
-        meta: dict[str, Any],
-        labels: dict[str, str],
-        problems: Problems,
-    ) -> None:
+    def _kind_Pod(self, o: _Object) -> None:
+        doc, ns, name, meta, labels, problems = o.doc, o.ns, o.name, o.meta, o.labels, o.problems
         spec = _dict(doc.obj.get("spec"), "spec", problems)
         status = _dict(doc.obj.get("status"), "status", problems)
         controller = _controller(meta, problems)
@@ -344,16 +341,8 @@ class _Builder:
             )
         )
 
-    def _workload(
-        self,
-        doc: Document,
-        kind: str,
-        ns: str,
-        name: str,
-        meta: dict[str, Any],
-        labels: dict[str, str],
-        problems: Problems,
-    ) -> None:
+    def _workload(self, o: _Object) -> None:
+        doc, kind, ns, name, meta, problems = o.doc, o.kind, o.ns, o.name, o.meta, o.problems
         spec = _dict(doc.obj.get("spec"), "spec", problems)
         path = "spec.template"
         if kind == "CronJob":
@@ -438,16 +427,8 @@ class _Builder:
                     out.append(ContainerPort(number, proto or "TCP", pname))
         return tuple(out)
 
-    def _kind_NetworkPolicy(
-        self,
-        doc: Document,
-        kind: str,
-        ns: str,
-        name: str,
-        meta: dict[str, Any],
-        labels: dict[str, str],
-        problems: Problems,
-    ) -> None:
+    def _kind_NetworkPolicy(self, o: _Object) -> None:
+        doc, ns, name, meta, problems = o.doc, o.ns, o.name, o.meta, o.problems
         spec = _dict(doc.obj.get("spec"), "spec", problems)
         _unknown(spec, "spec", ("podSelector", "policyTypes", "ingress", "egress"), problems)
         selector = parse_selector(spec.get("podSelector"), "spec.podSelector", problems)
@@ -586,17 +567,8 @@ class _Builder:
         return PortSpec(proto, number, end_num, name)
 
     # -- admin network policies ----------------------------------------------------------------
-    def _kind_AdminNetworkPolicy(
-        self,
-        doc: Document,
-        kind: str,
-        ns: str,
-        name: str,
-        meta: dict[str, Any],
-        labels: dict[str, str],
-        problems: Problems,
-        baseline: bool = False,
-    ) -> None:
+    def _kind_AdminNetworkPolicy(self, o: _Object, baseline: bool = False) -> None:
+        doc, name, problems = o.doc, o.name, o.problems
         api = doc.obj.get("apiVersion")
         if isinstance(api, str) and api and api != ANP_API:
             problems.add(
@@ -642,17 +614,8 @@ class _Builder:
         else:
             self.cluster.admin_policies.append(anp)
 
-    def _kind_BaselineAdminNetworkPolicy(
-        self,
-        doc: Document,
-        kind: str,
-        ns: str,
-        name: str,
-        meta: dict[str, Any],
-        labels: dict[str, str],
-        problems: Problems,
-    ) -> None:
-        self._kind_AdminNetworkPolicy(doc, kind, ns, name, meta, labels, problems, baseline=True)
+    def _kind_BaselineAdminNetworkPolicy(self, o: _Object) -> None:
+        self._kind_AdminNetworkPolicy(o, baseline=True)
 
     def _admin_subject(self, raw: object, problems: Problems) -> AdminPeer | None:
         if raw is None:
