@@ -127,11 +127,14 @@ def batch(resolver: Resolver, lines: Iterable[str]) -> Iterator[str]:
                 continue
             v = decide(src.identity, dst.identity, proto, port)
             # A denial is told by its first denying side alone; an allowance by both sides.
-            deciding = v.deciding
-            key = (id(deciding[0]), 0, False) if not v.allowed else (id(v.egress), id(v.ingress), True)
+            if v.allowed:
+                key = (id(v.egress), id(v.ingress), True)
+            else:
+                egress = v.egress
+                key = (id(egress if egress is not None and egress.verdict == "deny" else v.ingress), 0, False)
             tail = tails.get(key)
             if tail is None:
-                decided = dumps([d.rule.to_json() for d in deciding if d.rule is not None])
+                decided = dumps([d.rule.to_json() for d in v.deciding if d.rule is not None])
                 tail = tails[key] = f', "verdict": "{"allowed" if v.allowed else "denied"}", "decided_by": {decided}}}'
             yield text[:-1] + tail
         except KeyError as exc:
