@@ -52,6 +52,7 @@ COUNTERS = (
     "events_lost",
     "events_aggregated",
     "redirected",
+    "redirected_neigh",
 )
 N_COUNTERS = 16
 RULE_TEXT_SIZE = 1024
@@ -159,6 +160,11 @@ def identity_entries(address_identity: dict[IPAddress, int], cidr_identity: dict
     for addr, ident in address_identity.items():
         out[ipcache_key(ipaddress.ip_network(addr))] = IDENTITY.pack(ident)
     return out
+
+
+def pod_entries(address_identity: dict[IPAddress, int]) -> dict[bytes, bytes]:
+    """The ``pn_pods`` contents: every pod address of the cluster, with its identity."""
+    return {LOCAL_KEY.pack(a.version, addr16(a)): IDENTITY.pack(i) for a, i in address_identity.items()}
 
 
 # -- policy ------------------------------------------------------------------------------------

@@ -55,6 +55,7 @@ from .codecs import (
     PolicyKey,
     identity_entries,
     mac_text,
+    pod_entries,
     policy_entries,
     rule_from_text,
     rule_text,
@@ -72,6 +73,7 @@ MAPS: dict[str, tuple[int, int]] = {
     "pn_endpoints": (IFINDEX.size, ENDPOINT.size),
     "pn_ipcache": (IPCACHE_KEY.size, IDENTITY.size),
     "pn_local": (LOCAL_KEY.size, IFINDEX.size),
+    "pn_pods": (LOCAL_KEY.size, IDENTITY.size),
     "pn_policy": (POLICY_KEY.size, POLICY_VALUE.size),
     "pn_ct": (CT_KEY.size, CT_VALUE.size),
     "pn_drops": (DROP_KEY_SIZE, 16),
@@ -311,11 +313,14 @@ class EbpfDatapath:
     # -- identities and policy -----------------------------------------------------------------
 
     def sync_identities(self, identities: IdentityTable) -> SyncStats:
-        """Make the ipcache hold exactly the table's addresses and CIDRs (written first, then deleted)."""
+        """Make the ipcache hold exactly the table's addresses and CIDRs, and ``pn_pods`` exactly its
+        pod addresses (each written first, then deleted)."""
         ipcache = self._map("pn_ipcache")
         desired = identity_entries(identities.address_identity, identities.cidr_identity)
-        actual = dict(ipcache.entries())
-        return self._converge(ipcache, actual, desired)
+        first = self._converge(ipcache, dict(ipcache.entries()), desired)
+        pods = self._map("pn_pods")
+        second = self._converge(pods, dict(pods.entries()), pod_entries(identities.address_identity))
+        return SyncStats(first.written + second.written, first.deleted + second.deleted)
 
     def _converge(self, m: MapFd, actual: dict[bytes, bytes], desired: dict[bytes, bytes]) -> SyncStats:
         written = deleted = 0

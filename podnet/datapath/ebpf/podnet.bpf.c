@@ -62,6 +62,16 @@ struct {
 	__type(value, __u32);
 } pn_local SEC(".maps");
 
+/* Every pod address of the cluster (value: its identity): a destination found here but not in
+ * pn_local is a pod of another node, reached by bpf_redirect_neigh without the node's stack. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct pn_local_key);
+	__type(value, __u32);
+} pn_pods SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
 	__uint(max_entries, 65536);
@@ -467,36 +477,16 @@ static __always_inline int addr_eq(const __u8 *a, const __u8 *b, int n)
 	return 1;
 }
 
-/* A packet the source's egress allowed, for a pod on this node: judge the destination's ingress
- * here (bpf_redirect_peer skips the destination's host veth, so pn_to_pod will not see it), then
- * rewrite L2 as the node would, decrement the TTL, and hand it straight to the pod's eth0.
- * Returns -1 when the destination is not local (the node routes the packet as usual). */
-static __always_inline int redirect_local(struct __sk_buff *skb, const struct pkt *p, __u32 from)
+/* The hop the node's forwarding would count: TTL (with the header checksum) or hop limit, minus one.
+ * -1 when it would reach 0: the node must answer with time exceeded. */
+static __always_inline int dec_ttl(struct __sk_buff *skb, const struct pkt *p)
 {
-	struct pn_local_key lk = {};
-	struct pn_endpoint *dst;
-	__u32 *ifindex;
-	__u32 to;
-	int verdict;
-
-	lk.family = p->family;
-	__builtin_memcpy(lk.addr, p->daddr, 16);
-	ifindex = bpf_map_lookup_elem(&pn_local, &lk);
-	if (!ifindex || *ifindex == from)
-		return -1;
-	to = *ifindex;
-	dst = bpf_map_lookup_elem(&pn_endpoints, &to);
-	if (!dst)
-		return -1;
-	verdict = enforce(skb, to, dst, p, PN_DIR_INGRESS);
-	if (verdict != TC_ACT_OK)
-		return verdict;
 	if (p->family == 4) {
 		__u8 ttl;
 		__u16 old, new;
 
 		if (bpf_skb_load_bytes(skb, ETH_HLEN + 8, &ttl, 1) < 0 || ttl <= 1)
-			return -1; /* let the node answer with time exceeded */
+			return -1;
 		old = bpf_htons((__u16)ttl << 8);
 		ttl--;
 		new = bpf_htons((__u16)ttl << 8);
@@ -510,10 +500,82 @@ static __always_inline int redirect_local(struct __sk_buff *skb, const struct pk
 		hops--;
 		bpf_skb_store_bytes(skb, ETH_HLEN + 7, &hops, 1, 0);
 	}
+	return 0;
+}
+
+/* A packet the source's egress allowed, for a pod on this node: judge the destination's ingress
+ * here (bpf_redirect_peer skips the destination's host veth, so pn_to_pod will not see it), then
+ * rewrite L2 as the node would, decrement the TTL, and hand it straight to the pod's eth0.
+ * Returns -2 when the destination is not a pod of this node, -1 when the node must handle the
+ * packet itself. */
+static __always_inline int redirect_local(struct __sk_buff *skb, const struct pkt *p, __u32 from)
+{
+	struct pn_local_key lk = {};
+	struct pn_endpoint *dst;
+	__u32 *ifindex;
+	__u32 to;
+	int verdict;
+
+	lk.family = p->family;
+	__builtin_memcpy(lk.addr, p->daddr, 16);
+	ifindex = bpf_map_lookup_elem(&pn_local, &lk);
+	if (!ifindex)
+		return -2; /* not a pod of this node */
+	if (*ifindex == from)
+		return -1;
+	to = *ifindex;
+	dst = bpf_map_lookup_elem(&pn_endpoints, &to);
+	if (!dst)
+		return -1;
+	verdict = enforce(skb, to, dst, p, PN_DIR_INGRESS);
+	if (verdict != TC_ACT_OK)
+		return verdict;
+	if (dec_ttl(skb, p) < 0)
+		return -1; /* let the node answer with time exceeded */
 	bpf_skb_store_bytes(skb, 0, dst->mac, ETH_ALEN, 0);
 	bpf_skb_store_bytes(skb, ETH_ALEN, dst->host_mac, ETH_ALEN, 0);
 	count(PN_CNT_REDIRECTED);
 	return bpf_redirect_peer(to, 0);
+}
+
+/* A packet the source's egress allowed, for somewhere off this node: ask the node's routing table
+ * (bpf_fib_lookup) where it goes and send it there with bpf_redirect_neigh, which fills in L2 from
+ * the neighbour table, as the node's forwarding would but without its trip through the stack.
+ * Returns -1 when the node must handle the packet itself (not a pod's address, no route, a route
+ * back where it came from, TTL running out). */
+static __always_inline int redirect_remote(struct __sk_buff *skb, const struct pkt *p, __u32 from)
+{
+	struct bpf_fib_lookup fib = {};
+	struct pn_local_key pk = {};
+	long rc;
+
+	/* Only pod to pod: anything else (a Service address before kube-proxy's DNAT, the outside
+	 * before the node's masquerade) needs the node's netfilter, which a redirect would skip. */
+	pk.family = p->family;
+	__builtin_memcpy(pk.addr, p->daddr, 16);
+	if (!bpf_map_lookup_elem(&pn_pods, &pk))
+		return -1;
+	fib.ifindex = from;
+	fib.l4_protocol = p->proto;
+	fib.sport = p->sport;
+	fib.dport = p->dport;
+	fib.tot_len = skb->len - ETH_HLEN;
+	if (p->family == 4) {
+		fib.family = 2; /* AF_INET */
+		__builtin_memcpy(&fib.ipv4_src, p->saddr, 4);
+		__builtin_memcpy(&fib.ipv4_dst, p->daddr, 4);
+	} else {
+		fib.family = 10; /* AF_INET6 */
+		__builtin_memcpy(fib.ipv6_src, p->saddr, 16);
+		__builtin_memcpy(fib.ipv6_dst, p->daddr, 16);
+	}
+	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_DIRECT);
+	if ((rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) || fib.ifindex == from)
+		return -1;
+	if (dec_ttl(skb, p) < 0)
+		return -1;
+	count(PN_CNT_REDIRECTED_NEIGH);
+	return bpf_redirect_neigh(fib.ifindex, 0, 0, 0);
 }
 
 static __always_inline int from_pod_ip(struct __sk_buff *skb, __u32 ifindex, const struct pn_endpoint *ep,
@@ -525,6 +587,8 @@ static __always_inline int from_pod_ip(struct __sk_buff *skb, __u32 ifindex, con
 	if (verdict != TC_ACT_OK)
 		return verdict;
 	redirected = redirect_local(skb, p, ifindex);
+	if (redirected == -2)
+		redirected = redirect_remote(skb, p, ifindex);
 	return redirected < 0 ? TC_ACT_OK : redirected;
 }
 
