@@ -7,6 +7,9 @@ pods behind the eBPF datapath (the topology of tests/net/ebpf), then measures in
   on the bare pair and through the datapath with 10 and with 10,000 NetworkPolicies selecting the
   destination (every one allowing another port), so the per-packet cost's independence of the
   number of policies shows;
+- the same across two nodes (two routed node namespaces joined by an underlay veth, a pod on each):
+  routed by the nodes without programs, then with the datapath on both nodes (the source node sends
+  by bpf_redirect_neigh; the count of redirected packets is printed);
 - policy change to enforcement: compile + map image + diff written to the kernel, p50/p95 (the
   kernel uses a map entry from the moment the bpf(2) call returns);
 - flow events: a flood of new flows from one pod to a port the other pod's ingress denies (each
@@ -147,9 +150,27 @@ def bare_pair(suffix: str) -> tuple[str, str, str]:
     return a, b, "10.201.0.2"
 
 
-def cluster(topo: Topology, n_policies: int) -> CompiledPolicy:
+def two_nodes(workdir: Path) -> tuple[Topology, Topology]:
+    """Two routed nodes joined by an underlay veth (10.202.0.1/30 - .2), pod "client" on the first and
+    pod "server" on the second, each node routing the other's pod through the underlay."""
+    a, b = Topology(workdir / "node-a"), Topology(workdir / "node-b")
+    for t in (a, b):
+        t.workdir.mkdir(parents=True, exist_ok=True)
+    a.create(["client"])
+    b.create(["server"], subnet=2)
+    ua, ub = f"pnu{a.suffix}", f"pnu{b.suffix}"
+    sh("ip", "-n", a.node, "link", "add", ua, "type", "veth", "peer", "name", ub, "netns", b.node)
+    for t, dev, mine, theirs, pod in ((a, ua, "10.202.0.1", "10.202.0.2", b.pods["server"]),
+                                      (b, ub, "10.202.0.2", "10.202.0.1", a.pods["client"])):  # fmt: skip
+        sh("ip", "-n", t.node, "addr", "add", f"{mine}/30", "dev", dev)
+        sh("ip", "-n", t.node, "link", "set", dev, "up")
+        sh("ip", "-n", t.node, "route", "add", f"{pod.ip}/32", "via", theirs, "dev", dev)
+    return a, b
+
+
+def cluster(topo: Topology | list[Topology], n_policies: int) -> CompiledPolicy:
     docs: list[dict[str, Any]] = [{"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench"}}]
-    for pod in topo.pods.values():
+    for pod in (p for t in (topo if isinstance(topo, list) else [topo]) for p in t.pods.values()):
         docs.append(
             {
                 "apiVersion": "v1",
@@ -186,6 +207,13 @@ def apply(dp: EbpfDatapath, topo: Topology, compiled: CompiledPolicy) -> None:
         dp.apply_image(pod.host_veth, map_image(compiled, ident))
 
 
+def measure(server: Any, client: Any, args: argparse.Namespace) -> dict[str, float]:
+    return {
+        "gbit_s": throughput(server.netns, client.netns, str(server.ip), args.seconds),
+        **latency(server.netns, client.netns, str(server.ip), args.roundtrips),
+    }
+
+
 def percentiles(xs: list[float]) -> dict[str, float]:
     xs = sorted(xs)
     return {"p50_ms": xs[len(xs) // 2] * 1e3, "p95_ms": xs[int(len(xs) * 0.95)] * 1e3}
@@ -205,13 +233,21 @@ def main() -> None:
     bpffs = workdir / "bpffs"
     mounted = False
     bare: tuple[str, str, str] | None = None
+    nodes: tuple[Topology, Topology] | None = None
     result: dict[str, Any] = {}
     try:
         bare = bare_pair(topo.suffix)
         topo.create(["client", "server"])
+        nodes = two_nodes(workdir)
         mounted = ensure_bpffs(bpffs)
         dp = EbpfDatapath(bpffs / "node", netns=topo.node)
         dp.ensure_loaded()
+        dp_a = EbpfDatapath(bpffs / "node-a", netns=nodes[0].node)
+        dp_b = EbpfDatapath(bpffs / "node-b", netns=nodes[1].node)
+        dp_a.ensure_loaded()
+        dp_b.ensure_loaded()
+        far_client, far_server = nodes[0].pods["client"], nodes[1].pods["server"]
+        cross = cluster(list(nodes), 10)
         client, server = topo.pods["client"], topo.pods["server"]
         compiled_by_n = {n: cluster(topo, n) for n in (10, 10000)}
         runs: dict[str, list[dict[str, float]]] = {}
@@ -224,16 +260,27 @@ def main() -> None:
             )
             for n, compiled in compiled_by_n.items():
                 apply(dp, topo, compiled)
-                runs.setdefault(f"ebpf_{n}_policies", []).append(
-                    {
-                        "gbit_s": throughput(server.netns, client.netns, str(server.ip), args.seconds),
-                        **latency(server.netns, client.netns, str(server.ip), args.roundtrips),
-                    }
-                )
+                runs.setdefault(f"ebpf_{n}_policies", []).append(measure(server, client, args))
+            # across nodes: the same two nodes routed without programs, then with the datapath on both
+            for d, t in ((dp_a, nodes[0]), (dp_b, nodes[1])):
+                for pod in t.pods.values():
+                    if d.endpoints():
+                        d.detach(pod.host_veth)
+            runs.setdefault("cross_node_routed", []).append(measure(far_server, far_client, args))
+            for d, t in ((dp_a, nodes[0]), (dp_b, nodes[1])):
+                apply(d, t, cross)
+            neigh0 = dp_a.counters()["redirected_neigh"]
+            runs.setdefault("cross_node_ebpf", []).append(measure(far_server, far_client, args))
+            runs["cross_node_ebpf"][-1]["redirected_neigh"] = dp_a.counters()["redirected_neigh"] - neigh0
         for name, rounds in runs.items():
             result[name] = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
         base, p10, p10k = result["bare_veth"], result["ebpf_10_policies"], result["ebpf_10000_policies"]
+        routed, far = result["cross_node_routed"], result["cross_node_ebpf"]
         result["ratios"] = {
+            "cross_node_throughput_vs_routed": far["gbit_s"] / routed["gbit_s"],
+            "cross_node_p50_latency_vs_routed": far["p50_us"] / routed["p50_us"],
+            "cross_node_throughput_vs_bare": far["gbit_s"] / base["gbit_s"],
+            "cross_node_p50_latency_vs_bare": far["p50_us"] / base["p50_us"],
             "throughput_vs_bare": p10["gbit_s"] / base["gbit_s"],
             "p50_latency_vs_bare": p10["p50_us"] / base["p50_us"],
             "throughput_10k_vs_10": p10k["gbit_s"] / p10["gbit_s"],
@@ -281,8 +328,12 @@ def main() -> None:
             "events_lost": dp.counters()["events_lost"] - lost0,
         }
         dp.destroy()
+        dp_a.destroy()
+        dp_b.destroy()
     finally:
         topo.destroy()
+        for t in nodes or ():
+            t.destroy()
         if bare is not None:
             for ns in bare[:2]:
                 sh("ip", "netns", "del", ns, check=False)

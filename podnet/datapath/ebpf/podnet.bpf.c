@@ -559,7 +559,8 @@ static __always_inline int redirect_remote(struct __sk_buff *skb, const struct p
 	fib.l4_protocol = p->proto;
 	fib.sport = p->sport;
 	fib.dport = p->dport;
-	fib.tot_len = skb->len - ETH_HLEN;
+	/* tot_len stays 0: the kernel then checks the skb itself against the route's MTU, which
+	 * understands GSO (a 64 KiB TCP segment is not "too big" for a 1500-byte link). */
 	if (p->family == 4) {
 		fib.family = 2; /* AF_INET */
 		__builtin_memcpy(&fib.ipv4_src, p->saddr, 4);

@@ -63,15 +63,16 @@ class Topology:
         self.namespaces.append(name)
         sh("ip", "-n", name, "link", "set", "lo", "up")
 
-    def create(self, pods: list[str], remote: tuple[str, ...] = ()) -> None:
+    def create(self, pods: list[str], remote: tuple[str, ...] = (), subnet: int = 0) -> None:
         """Local pods get 10.200.0.11… and fd00:200::b…; ``remote`` ones (another node's pods, reached
-        through an uplink veth of the node) get 10.200.1.11… and fd00:201::b…."""
+        through an uplink veth of the node) get 10.200.1.11… and fd00:201::b…. ``subnet`` moves both
+        (10.200.<subnet>…, 10.200.<subnet + 1>…), so two topologies can stand for two nodes."""
         self._add_netns(self.node)
         self.ns_exec(self.node, "sysctl", "-qw", "net.ipv4.ip_forward=1")
         self.ns_exec(self.node, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1")
         for i, name in enumerate([*pods, *remote], start=1):
             local = name in pods
-            net = 0 if local else 1
+            net = subnet + (0 if local else 1)
             pod = PodNet(
                 name=name,
                 netns=f"pne-{name}-{self.suffix}",
