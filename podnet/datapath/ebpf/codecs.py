@@ -53,6 +53,7 @@ COUNTERS = (
     "events_aggregated",
     "redirected",
     "redirected_neigh",
+    "related",
 )
 N_COUNTERS = 16
 RULE_TEXT_SIZE = 1024

@@ -109,6 +109,15 @@ struct {
 	__type(value, __u64);
 } pn_counters SEC(".maps");
 
+/* One conntrack value per CPU to build a new entry in: the programs' stack (512 bytes for the whole
+ * call chain) has no room left for it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct pn_ct_value);
+} pn_scratch SEC(".maps");
+
 /* Rule id -> the rule's JSON text, written by userspace so any reader can name the rule of an event. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -152,6 +161,7 @@ struct pkt {
 	__u8 arp_sha[6];  /* ARP (Ethernet/IPv4): sender hardware and protocol address */
 	__u8 arp_spa[4];
 	__u8 arp_ok;      /* the ARP header was read */
+	__u8 icmp_err;    /* an ICMP(v6) error: the offset of the packet it quotes (its IP header), else 0 */
 	__u16 sport;      /* network order */
 	__u16 dport;
 	__u8 saddr[16];
@@ -307,6 +317,12 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u8 *sma
 				return 0;
 			p->sport = ports[0];
 			p->dport = ports[1];
+		} else if (p->proto == IPPROTO_ICMP && !first_frag) {
+			__u8 *icmp = l4;
+
+			/* destination unreachable, time exceeded, parameter problem: they quote a packet */
+			if ((void *)(icmp + 8) <= data_end && (icmp[0] == 3 || icmp[0] == 11 || icmp[0] == 12))
+				p->icmp_err = (__u8)((void *)(icmp + 8) - data);
 		}
 		if (first_frag) {
 			struct pn_frag_ports fp = {p->sport, p->dport};
@@ -352,6 +368,9 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u8 *sma
 			if ((void *)(icmp + 1) > data_end)
 				return 0;
 			p->nd |= icmp[0] >= 133 && icmp[0] <= 137;
+			/* destination unreachable, packet too big, time exceeded, parameter problem */
+			if ((void *)(icmp + 8) <= data_end && icmp[0] >= 1 && icmp[0] <= 4)
+				p->icmp_err = (__u8)((void *)(icmp + 8) - data);
 		}
 		return proto;
 	}
@@ -396,13 +415,65 @@ static __always_inline __u32 peer_identity(const struct pkt *p, __u8 dir)
 	return p->family == 4 ? PN_WORLD_V4 : PN_WORLD_V6;
 }
 
+/* An ICMP error quoting a packet of a connection this endpoint has: related to it, so it passes as
+ * the connection's own packets do (what conntrack's "related" state gives the nftables backend).
+ * The quoted packet went the other way: at ingress it is one the endpoint sent, at egress one it
+ * received. Only a quote with no IPv4 options / IPv6 extension headers is read. */
+static __always_inline int related(struct __sk_buff *skb, const struct pkt *p, __u8 dir, struct pn_ct_key *k)
+{
+	struct pn_ct_value *ct;
+	__u32 off = p->icmp_err;
+	__u32 alen = p->family == 4 ? 4 : 16;
+	__u32 src = off + (p->family == 4 ? 12 : 8);
+	__u32 dst = src + alen;
+	__u8 *local = k->laddr, *remote = k->raddr;
+	__u16 *lport = &k->lport, *rport = &k->rport;
+	__u8 first = 0;
+
+	/* the key's endpoint and family stay; the rest is the quoted connection's */
+	__builtin_memset(k->laddr, 0, 16);
+	__builtin_memset(k->raddr, 0, 16);
+	k->lport = 0;
+	k->rport = 0;
+	if (p->family == 4) {
+		if (bpf_skb_load_bytes(skb, off, &first, 1) < 0 || first != 0x45 ||
+		    bpf_skb_load_bytes(skb, off + 9, &k->protocol, 1) < 0)
+			return 0;
+		off += 20;
+	} else {
+		if (bpf_skb_load_bytes(skb, off + 6, &k->protocol, 1) < 0)
+			return 0;
+		off += 40;
+	}
+	if (dir != PN_DIR_INGRESS) { /* at egress the quote is a packet the endpoint received */
+		local = k->raddr;
+		remote = k->laddr;
+		lport = &k->rport;
+		rport = &k->lport;
+	}
+	if (p->family == 4) {
+		if (bpf_skb_load_bytes(skb, src, local, 4) < 0 || bpf_skb_load_bytes(skb, dst, remote, 4) < 0)
+			return 0;
+	} else {
+		if (bpf_skb_load_bytes(skb, src, local, 16) < 0 || bpf_skb_load_bytes(skb, dst, remote, 16) < 0)
+			return 0;
+	}
+	if (k->protocol == IPPROTO_TCP || k->protocol == IPPROTO_UDP || k->protocol == IPPROTO_SCTP) {
+		if (bpf_skb_load_bytes(skb, off, lport, 2) < 0 || bpf_skb_load_bytes(skb, off + 2, rport, 2) < 0)
+			return 0;
+	}
+	ct = bpf_map_lookup_elem(&pn_ct, k);
+	return ct && ct->expires_ns > bpf_ktime_get_ns();
+}
+
 /* Conntrack, then policy for a new connection. A real function (not inlined): it runs for two
  * endpoints on the redirect path, and each copy of its locals would count against the stack. */
 static __noinline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct pn_endpoint *ep,
 				   const struct pkt *p, __u8 dir)
 {
 	struct pn_ct_key ck = {};
-	struct pn_ct_value nv = {};
+	struct pn_ct_value *nv;
+	__u32 zero = 0;
 	struct pn_policy_key pk = {};
 	struct pn_policy_value *pv;
 	struct pn_ct_value *ct;
@@ -428,6 +499,14 @@ static __noinline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct
 		return TC_ACT_OK;
 	}
 
+	if (p->icmp_err) {
+		if (related(skb, p, dir, &ck)) {
+			count(PN_CNT_RELATED);
+			count(PN_CNT_FORWARDED);
+			return TC_ACT_OK;
+		}
+		flow_key(&ck, ifindex, p, dir);
+	}
 	peer = peer_identity(p, dir);
 	pk.prefixlen = 96;
 	pk.endpoint = ifindex;
@@ -447,14 +526,18 @@ static __noinline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct
 	if (pv->verdict != PN_VERDICT_ALLOW && pv->verdict != PN_VERDICT_AUDIT)
 		return drop(PN_DROP_POLICY, dir, ifindex, ep, peer, pv->rule_id, p);
 
-	nv.created_ns = now;
-	nv.packets = 1;
-	nv.bytes = skb->len;
-	nv.rule_id = pv->rule_id;
-	nv.origin = dir;
-	nv.closing = (p->tcp_flags & (TCP_FIN | TCP_RST)) ? 1 : 0;
-	nv.expires_ns = now + lifetime(p, nv.closing);
-	bpf_map_update_elem(&pn_ct, &ck, &nv, BPF_ANY);
+	nv = bpf_map_lookup_elem(&pn_scratch, &zero);
+	if (!nv)
+		return TC_ACT_SHOT; /* cannot happen: a per-CPU array always has its entry */
+	__builtin_memset(nv, 0, sizeof(*nv));
+	nv->created_ns = now;
+	nv->packets = 1;
+	nv->bytes = skb->len;
+	nv->rule_id = pv->rule_id;
+	nv->origin = dir;
+	nv->closing = (p->tcp_flags & (TCP_FIN | TCP_RST)) ? 1 : 0;
+	nv->expires_ns = now + lifetime(p, nv->closing);
+	bpf_map_update_elem(&pn_ct, &ck, nv, BPF_ANY);
 	count(PN_CNT_NEW_CONN);
 	count(PN_CNT_FORWARDED);
 	emit(PN_EVENT_POLICY_VERDICT, pv->verdict, 0, dir, ifindex, ep, peer, pv->rule_id, 1, p);

@@ -274,6 +274,45 @@ def test_pods_of_another_node_are_reached_by_fib_redirect(lab: Lab) -> None:
     assert after - before >= 6, (before, after)
 
 
+REFUSED = r"""
+import socket, sys
+family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
+s = socket.socket(family, socket.SOCK_DGRAM); s.settimeout(3)
+s.connect((sys.argv[1], int(sys.argv[2]))); s.send(b"anyone?")
+try:
+    s.recv(100); print("answered")
+except ConnectionRefusedError:
+    print("refused")
+except OSError as exc:
+    print(type(exc).__name__)
+"""
+
+
+def test_an_icmp_error_about_an_allowed_connection_passes_both_hooks(lab: Lab) -> None:
+    """web's port unreachable for client's datagram crosses web's egress (which allows nothing) and
+    client's ingress (which allows nothing) as related to the connection both sides allowed."""
+    udp_from_client = {"from": [pods("client")], "ports": [{"protocol": "UDP", "port": 5999}]}
+    isolated = [
+        np("web-udp", "web", ["Ingress", "Egress"], ingress=[udp_from_client]),
+        np("client-closed", "client", ["Ingress"]),
+    ]
+    compiled = lab.compile(isolated)
+    lab.apply(compiled)
+    assert lab.dp is not None
+    drain(lab)
+    before = lab.dp.counters()["related"]
+    client, web = lab.topo.pods["client"], lab.topo.pods["web"]
+    for addr in (web.ip, web.ip6):  # nothing listens on 5999: web's kernel answers port unreachable
+        out = lab.topo.ns_exec(client.netns, sys.executable, "-c", REFUSED, str(addr), "5999").stdout.strip()
+        assert out == "refused", (addr, out)
+    assert lab.dp.counters()["related"] - before >= 4  # per family: web's egress and client's ingress
+    icmp_drops = [e for e in lab.dp.events(timeout=0.3) if e.type == "drop" and e.dport == 0]
+    assert icmp_drops == []
+    # an ICMP error quoting a connection nobody allowed is judged by policy as before: dropped
+    out = lab.topo.ns_exec(client.netns, sys.executable, "-c", REFUSED, str(web.ip), "6000").stdout.strip()
+    assert out == "TimeoutError"  # the datagram itself is dropped at web's ingress; nothing comes back
+
+
 def test_a_bulk_transfer_is_one_connection_event_and_conntrack_hits(lab: Lab) -> None:
     compiled = lab.compile(POLICIES_V1)
     lab.apply(compiled)
