@@ -355,3 +355,37 @@ def test_flows_written_by_observe_round_trip_into_the_same_suggestion(podnet: Po
     path.write_text("".join(to_line(f) + "\n" for f in flows))
     run = podnet("policy", "suggest", "--from-flows", path)
     assert run.code == 0 and list(yaml.safe_load_all(run.out)) == suggest(flows).policies
+
+
+def test_a_workload_without_labels_is_warned_about() -> None:
+    bare = FlowEndpoint(7, "shop", "job-x", (), (Workload("job-x", "Job"),))
+    flows = [
+        Flow(**{**{s: getattr(f, s) for s in Flow.__slots__}, "source": bare, "ip_source": "10.0.9.9"})
+        for f in connection_flows(0, WEB, API, "TCP", 8080)
+    ]
+    flows += connection_flows(1, WEB, DB, "TCP", 5432)
+    result = suggest(flows)
+    assert "shop/job-x has no stable labels: its selector selects every pod of shop" in result.warnings
+    policy = next(p for p in result.policies if p["metadata"]["name"] == "job-x-egress")
+    assert policy["spec"]["podSelector"] == {}
+    api_in = next(p for p in result.policies if p["metadata"]["name"] == "api-ingress")
+    assert api_in["spec"]["ingress"][0]["from"] == [{"podSelector": {}}]  # every pod of shop
+    report = check(result)
+    assert report.ok and "shop/web-0 -> shop/api-0 TCP/8080" in report.broader  # web reaches what job-x reached
+
+
+def test_cli_lists_pairs_allowed_but_never_observed(podnet: Podnet, tmp_path: Path) -> None:
+    api2 = P("shop", "api2", "api2-0", "10.0.3.1")
+    flows = [*connection_flows(0, WEB, API, "TCP", 8080), *connection_flows(1, WEB, api2, "TCP", 9090)]
+    flows = [
+        Flow(**{**{s: getattr(f, s) for s in Flow.__slots__}, "destination": api2.endpoint({"app": "api", "v": "2"})})
+        if f.destination.pod_name == "api2-0"
+        else f
+        for f in flows
+    ]
+    path = tmp_path / "f.jsonl"
+    path.write_text("".join(to_line(f) + "\n" for f in flows))
+    run = podnet("policy", "suggest", "--from-flows", path)
+    assert run.code == 0
+    assert "warning: the labels of shop/api (app=api) also select shop/api2: it gets shop/api's rules" in run.err
+    assert "warning: allowed by the suggestion but never observed: shop/web-0 -> shop/api2-0 TCP/8080" in run.err
