@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from podnet.analyzer.endpoints import Resolver
-from podnet.analyzer.suggest import stable_labels, suggest
+from podnet.analyzer.suggest import WorkloadKey, stable_labels, suggest
 from podnet.analyzer.suggest_check import check, to_yaml, world_documents
 from podnet.analyzer.verdict import answer
 from podnet.flows.model import Flow, FlowEndpoint, Workload, to_line
@@ -389,3 +389,15 @@ def test_cli_lists_pairs_allowed_but_never_observed(podnet: Podnet, tmp_path: Pa
     assert run.code == 0
     assert "warning: the labels of shop/api (app=api) also select shop/api2: it gets shop/api's rules" in run.err
     assert "warning: allowed by the suggestion but never observed: shop/web-0 -> shop/api2-0 TCP/8080" in run.err
+
+
+def test_unenriched_observations_and_flows_without_addresses() -> None:
+    unlabelled = FlowEndpoint(0, "shop", "api-0", (), (Workload("api", "Deployment"),))
+    base = connection_flows(0, WEB, API, "TCP", 8080)
+    early = Flow(**{**{s: getattr(base[1], s) for s in Flow.__slots__}, "destination": unlabelled, "source_port": 1})
+    fields = {s: getattr(base[0], s) for s in Flow.__slots__}
+    lost = Flow(**{**fields, "destination": FlowEndpoint(2), "ip_destination": "", "source_port": 2})
+    result = suggest([early, *base, lost])
+    assert result.workloads[WorkloadKey("shop", "api")].labels == {"app": "api"}  # the label-less sighting ignored
+    assert "left out 1 flows without a pod or an address on one side" in result.notes
+    assert len(result.connections) == 1 and check(result).ok  # one connection: same pods, same port
