@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -271,3 +272,20 @@ def test_file_follower_waits_for_whole_lines_and_starts_over_on_a_new_file(tmp_p
     path.write_text("not json\n")
     broken = TestClient(app_over(FileSource(path))).get("/api/flows")
     assert broken.status_code == 502 and "line 1: not a flow" in broken.json()["error"]
+
+
+def test_streams_end_when_the_server_stops(tmp_path: Path) -> None:
+    path = tmp_path / "flows.jsonl"
+    append(path, flow(0))
+    stop = threading.Event()
+    app = FastAPI()
+    app.include_router(flows_router(FileSource(path), stopping=stop.is_set))
+    with (
+        serve(app) as (url, _server),
+        httpx.Client(timeout=10) as http,
+        http.stream("GET", f"{url}/api/flows/stream") as r,
+    ):
+        started = time.monotonic()
+        stop.set()
+        assert list(events(r)) == []  # the response ends (no flow came)
+        assert time.monotonic() - started < 5
