@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from podnet.analyzer.endpoints import Resolver
-from podnet.analyzer.suggest import WorkloadKey, stable_labels, suggest
+from podnet.analyzer.suggest import Suggestion, WorkloadKey, stable_labels, suggest
 from podnet.analyzer.suggest_check import check, to_yaml, world_documents
 from podnet.analyzer.verdict import answer
 from podnet.flows.model import Flow, FlowEndpoint, Workload, to_line
@@ -90,12 +90,9 @@ def connection_flows(i: int, src: P | str, dst: P | str, proto: str, port: int, 
 Verdicts = dict[tuple[str, str, str, int], bool]
 
 
-def verdicts(
-    policies: list[dict[str, Any]], flows: list[Flow], ends: list[P | str], ports: list[tuple[str, int]]
-) -> Verdicts:
+def verdicts(result: Suggestion, ends: list[P | str], ports: list[tuple[str, int]]) -> Verdicts:
     """The analyzer's verdict for every pair of ``ends`` on every port, under the suggested YAML alone."""
-    result = suggest(flows)
-    docs = world_documents(result) + parse_text(to_yaml(policies), "suggested.yaml")
+    docs = world_documents(result) + parse_text(to_yaml(result.policies), "suggested.yaml")
     resolver = Resolver(compile_cluster(build_cluster(docs)))
     out = {}
     for src, dst in itertools.product(ends, ends):
@@ -129,8 +126,12 @@ def worlds(draw: st.DrawFn) -> tuple[list[P], list[tuple[int, int, int, bool]]]:
 
 
 @settings(max_examples=100, deadline=None)
-@given(worlds())
-def test_the_analyzer_allows_exactly_the_observed_forwarded_connections(world: tuple[list[P], list[Any]]) -> None:
+@given(worlds(), st.sampled_from([None, *NAMESPACES]))
+def test_the_analyzer_allows_exactly_the_observed_forwarded_connections(
+    world: tuple[list[P], list[Any]], namespace: str | None
+) -> None:
+    """With policies for every namespace, or for one (``--namespace``): every pair with a side in scope is
+    allowed exactly when it was observed (replicas of a workload stand for each other)."""
     pods, conns = world
     ends: list[P | str] = [*pods, *OUTSIDE]
     flows: list[Flow] = []
@@ -142,16 +143,23 @@ def test_the_analyzer_allows_exactly_the_observed_forwarded_connections(world: t
         flows += connection_flows(i, src, dst, proto, port, dropped)
         if not dropped:
             allowed.add((_wl(src), _wl(dst), proto, port))
-    result = suggest(flows)
+    result = suggest(flows, namespace)
     assert not result.warnings  # distinct app labels: no selector selects another workload
+    assert all(namespace in (None, p["metadata"]["namespace"]) for p in result.policies)
     seen = {p for f in flows for p in pods if p.pod in (f.source.pod_name, f.destination.pod_name)}
-    got = verdicts(result.policies, flows, [e for e in ends if not isinstance(e, P) or e in seen], PORTS)
+    got = verdicts(result, [e for e in ends if not isinstance(e, P) or e in seen], PORTS)
+
+    def in_scope(ref: str) -> bool:
+        return not ref.startswith("ip:") and namespace in (None, ref.split("/")[0])
+
     for (s, d, proto, port), ok in got.items():
+        if not (in_scope(s) or in_scope(d)):
+            continue
         want = (_wl_of(s, pods), _wl_of(d, pods), proto, port) in allowed
         if _wl_of(s, pods) == _wl_of(d, pods) and s.split("/")[-1] == d.split("/")[-1]:
             continue
         assert ok == want, (s, d, proto, port, "allowed" if ok else "denied")
-    report = check(result)
+    report = check(result, namespace)
     assert report.ok and not report.broader and report.observed == report.observed_allowed
 
 
