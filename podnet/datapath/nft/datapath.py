@@ -4,8 +4,10 @@ One ``inet`` table per node (default ``podnet``) with sets and verdict maps (see
 changes are ``nft -f`` transactions, so each update is atomic. Conntrack is the kernel's
 (``ct state established,related accept``): replies and established connections pass without a
 policy lookup. Anti-spoofing runs at prerouting (MAC and address per pod interface). Counters:
-``spoofed``, ``no_policy`` and one per rule chain. No ring-buffer events: rule chains' counters say
-which rule decided how often.
+``spoofed``, ``no_policy`` and one per rule chain. Events: with ``log_group``, every packet a rule
+chain, anti-spoofing or a missing entry decides is also logged to that NFLOG group with a prefix
+naming the rule (:mod:`.nflog`, :mod:`.events`); only packets that are not part of an established
+connection reach those chains.
 
 The kernel table is the state: a new object reads the map elements back (``nft -j``) on its first
 change, so a restarted agent writes only differences, and the table keeps enforcing meanwhile.
@@ -32,8 +34,10 @@ from .render import (
     Elements,
     ElemKey,
     address_plan,
+    chain_rule,
     endpoint_elements,
     parse_json_key,
+    parse_verdict_chain,
     render_key,
     table_script,
 )
@@ -53,9 +57,10 @@ class _EndpointState:
 class NftDatapath:
     """Same calls as :class:`podnet.datapath.ebpf.EbpfDatapath`; ``netns`` names where to run ``nft``."""
 
-    def __init__(self, netns: str | None = None, table: str = "podnet") -> None:
+    def __init__(self, netns: str | None = None, table: str = "podnet", log_group: int | None = None) -> None:
         self.netns = netns
         self.table = table
+        self.log_group = log_group
         self._loaded = False
         self._plan = AddressPlan({})
         self._endpoints: dict[str, _EndpointState] = {}
@@ -88,14 +93,24 @@ class NftDatapath:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def ensure_loaded(self) -> None:
-        """Create the table, sets, maps and chains (idempotent; the maps' elements are kept)."""
+        """Create the table, sets, maps and chains (idempotent; the maps' elements are kept).
+
+        The fixed chains and the verdict chains that exist already are rewritten in the same
+        transaction (so their log group is this object's): no packet sees a chain half-written.
+        """
         if self._loaded:
             return
-        self._nft("-f", "-", script=table_script(self.table))
+        existing: list[str] = []
         for item in self._json("list", "chains", "inet"):
             chain = item.get("chain")
-            if chain and chain.get("table") == self.table and str(chain["name"]).startswith("pn_r"):
-                self._chains.add(str(chain["name"]))
+            if chain and chain.get("table") == self.table and parse_verdict_chain(str(chain["name"])) is not None:
+                existing.append(str(chain["name"]))
+        script = table_script(self.table, self.log_group)
+        for name in existing:
+            script += f"flush chain inet {self.table} {name}\n"
+            script += f"add rule inet {self.table} {name} {chain_rule(name, self.log_group)}\n"
+        self._nft("-f", "-", script=script)
+        self._chains = set(existing)
         self._loaded = True
 
     def close(self) -> None:
@@ -138,6 +153,11 @@ class NftDatapath:
             lines.append(f'add element inet {t} ep_v6 {{ "{name}" . {endpoint.ipv6} }}')
         self._run(lines)
         return name
+
+    def endpoint_names(self) -> list[str]:
+        """The host veths in the table's ``endpoints`` set."""
+        self.ensure_loaded()
+        return [e.strip('"') for e in self._set_elements("endpoints")]
 
     def _set_elements(self, name: str) -> list[str]:
         out: list[str] = []
@@ -208,9 +228,8 @@ class NftDatapath:
                 if have.get(k) != v:
                     target = v.split()[1]
                     if target not in self._chains and target not in new_chains:
-                        verdict = "counter drop" if target.endswith("_deny") else "counter return"
                         chains.append(f"add chain inet {self.table} {target}")
-                        chains.append(f"add rule inet {self.table} {target} {verdict}")
+                        chains.append(f"add rule inet {self.table} {target} {chain_rule(target, self.log_group)}")
                         new_chains.add(target)
                     if k in have:
                         deletes.append(f"delete element inet {self.table} {m} {{ {render_key(m, k)} }}")
