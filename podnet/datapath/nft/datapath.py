@@ -17,18 +17,26 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import subprocess
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from podnet.errors import PodnetError
+from podnet.k8s.model import IPAddress
 from podnet.policy.compiler import RuleRef
-from podnet.policy.identity import IdentityTable
+from podnet.policy.identity import WORLD_V4, WORLD_V6, IdentityTable
 from podnet.policy.mapimage import MapImage
 
 from ..ebpf.audit import Audit, enforced_image
 from ..ebpf.codecs import rule_text
 from ..ebpf.datapath import Endpoint, SyncStats
+from ..ebpf.events import DatapathEvent
+from ..ebpf.system import in_netns
+from .events import EventAggregator
+from .nflog import NflogSocket
 from .render import (
     AddressPlan,
     Elements,
@@ -68,6 +76,10 @@ class NftDatapath:
         self._rule_ids: dict[RuleRef, int] = {}
         self.rules: dict[int, RuleRef] = {}
         self._chains: set[str] = set()
+        self._identities: IdentityTable | None = None
+        self._ep_identity: dict[int, int] = {}  # ifindex → the pod's identity, for events
+        self._log: NflogSocket | None = None
+        self._agg = EventAggregator()
 
     # -- running nft -----------------------------------------------------------------------------
 
@@ -111,10 +123,16 @@ class NftDatapath:
             script += f"add rule inet {self.table} {name} {chain_rule(name, self.log_group)}\n"
         self._nft("-f", "-", script=script)
         self._chains = set(existing)
+        if self.log_group is not None and self._log is None:
+            with in_netns(self.netns):
+                self._log = NflogSocket(self.log_group)
         self._loaded = True
 
     def close(self) -> None:
-        """Forget this process's view; the table keeps enforcing."""
+        """Forget this process's view and close the NFLOG socket; the table keeps enforcing."""
+        if self._log is not None:
+            self._log.close()
+            self._log = None
         self._loaded = False
         self._actual = None
         self._endpoints.clear()
@@ -130,9 +148,17 @@ class NftDatapath:
 
     # -- endpoints -------------------------------------------------------------------------------
 
+    def ifindex(self, host_veth: str) -> int:
+        with in_netns(self.netns):
+            try:
+                return socket.if_nametoindex(host_veth)
+            except OSError as e:
+                raise NftError(f"no interface {host_veth!r} in netns {self.netns or '(own)'}") from e
+
     def attach(self, endpoint: Endpoint) -> str:
         self.ensure_loaded()
         name = endpoint.host_veth
+        self._ep_identity[self.ifindex(name)] = endpoint.identity
         t = self.table
         lines = [
             f"delete element inet {t} ep_mac {{ {e} }}"
@@ -257,6 +283,7 @@ class NftDatapath:
     def sync_identities(self, identities: IdentityTable) -> SyncStats:
         """Recompute the address intervals; endpoints whose rows depend on them are rewritten."""
         self.ensure_loaded()
+        self._identities = identities
         plan = address_plan(identities.address_identity, identities.cidr_identity)
         if plan == self._plan:
             return SyncStats(0, 0)
@@ -276,9 +303,38 @@ class NftDatapath:
         return stats
 
     def counters(self) -> dict[str, int]:
+        """The table's named counters (``spoofed``, ``no_policy``) and the event reader's counts."""
         out: dict[str, int] = {}
         for item in self._json("list", "counters", "table", "inet", self.table):
             c = item.get("counter")
             if c:
                 out[str(c["name"])] = int(c["packets"])
+        out["events_lost"] = self._log.lost if self._log is not None else 0
+        out["events_aggregated"] = self._agg.aggregated
         return out
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def _peer_identity(self, addr: IPAddress) -> int:
+        if self._identities is None:
+            return WORLD_V4 if addr.version == 4 else WORLD_V6
+        return self._identities.identity_of_address(addr)
+
+    def events(self, timeout: float = 0.0) -> Iterator[DatapathEvent]:
+        """Decisions logged to ``log_group`` as they arrive, until ``timeout`` seconds pass (none without a
+        group). The NFLOG socket is bound in the table's netns by :meth:`ensure_loaded`."""
+        if self.log_group is None:
+            return
+        self.ensure_loaded()
+        assert self._log is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            packets = self._log.read(max(0.0, deadline - time.monotonic()))
+            now = time.monotonic_ns()
+            offset = time.time_ns() - now
+            for pkt in packets:
+                event = self._agg.event(pkt, now, self._ep_identity, self._peer_identity, self.rules, offset)
+                if event is not None:
+                    yield event
+            if time.monotonic() >= deadline:
+                return

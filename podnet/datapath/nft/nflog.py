@@ -26,6 +26,7 @@ NETLINK_NETFILTER = 12
 NFNL_SUBSYS_ULOG = 4
 NFULNL_MSG_PACKET = 0
 NFULNL_MSG_CONFIG = 1
+NFLOG_MSG_TYPE = (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET
 NLM_F_REQUEST, NLM_F_ACK = 1, 4
 NLMSG_ERROR, NLMSG_DONE = 2, 3
 # config attributes
@@ -119,7 +120,7 @@ def parse_messages(data: bytes) -> Iterator[NflogPacket]:
             break
         body = data[off + NLMSGHDR.size : off + length]
         off += (length + 3) & ~3
-        if typ != (NFNL_SUBSYS_ULOG << 8) | NFULNL_MSG_PACKET or len(body) < NFGENMSG.size:
+        if typ != NFLOG_MSG_TYPE or len(body) < NFGENMSG.size:
             continue
         family, _version, _group = NFGENMSG.unpack_from(body)
         attrs = _attrs(body[NFGENMSG.size :])

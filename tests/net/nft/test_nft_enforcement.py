@@ -8,6 +8,7 @@ import sys
 import time
 
 from podnet.policy.mapimage import map_image
+from tests.net.ebpf import test_enforcement as ebpf
 from tests.net.ebpf.agents import HOLD
 from tests.net.ebpf.conftest import Lab
 from tests.net.ebpf.test_enforcement import (
@@ -17,6 +18,7 @@ from tests.net.ebpf.test_enforcement import (
     Case,
     all_cases,
     assert_matches_compiler,
+    drain,
     run_cases,
     verdict,
 )
@@ -86,6 +88,32 @@ def test_nft_spoofed_source_is_dropped_and_counted(lab: Lab) -> None:
     assert lab.topo.wait_logged("web", honest, timeout=2.0)
     assert not lab.topo.wait_logged("web", spoofed, timeout=0.5)
     assert lab.dp.counters()["spoofed"] == before + 1
+
+
+def test_nft_spoofed_source_is_reported(lab: Lab) -> None:
+    lab.apply(lab.compile(POLICIES_V1))
+    drain(lab)
+    client, web = lab.topo.pods["client"], lab.topo.pods["web"]
+    fake = "10.200.0.98"
+    lab.topo.probe("client", [{"kind": "raw_udp", "src": fake, "dst": str(web.ip), "port": 5353, "data": "s"}])
+    spoof = [e for e in lab.dp.events(timeout=0.5) if e.type == "drop"]
+    assert [(e.drop_reason, e.drop_reason_desc, str(e.source), e.dport) for e in spoof] == [
+        (132, "spoofed source", fake, 5353)
+    ]
+    assert spoof[0].endpoint == lab.dp.ifindex(client.host_veth) and spoof[0].direction == "egress"
+
+
+# The eBPF datapath's event tests, as they are, against the NFLOG events of the nftables backend.
+def test_nft_events_carry_verdict_and_the_deciding_rule(lab: Lab) -> None:
+    ebpf.test_events_carry_verdict_and_the_deciding_rule(lab)
+
+
+def test_nft_drops_of_one_flow_are_aggregated(lab: Lab) -> None:
+    ebpf.test_drops_of_one_flow_are_aggregated(lab)
+
+
+def test_nft_an_endpoint_without_policy_rows_fails_closed(lab: Lab) -> None:
+    ebpf.test_an_endpoint_without_policy_rows_fails_closed(lab)
 
 
 def test_nft_policy_change_writes_only_the_diff_and_keeps_open_connections(lab: Lab) -> None:
