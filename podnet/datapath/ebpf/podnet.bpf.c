@@ -158,7 +158,7 @@ static __always_inline void count(__u32 idx)
 
 static __always_inline void emit(__u8 type, __u8 verdict, __u8 reason, __u8 dir, __u32 ifindex,
 				 const struct pn_endpoint *ep, __u32 peer, __u32 rule, __u32 n,
-				 const struct pkt *p)
+				 const struct pkt *p, __u8 is_reply)
 {
 	struct pn_event *e = bpf_ringbuf_reserve(&pn_events, sizeof(*e), 0);
 
@@ -179,7 +179,7 @@ static __always_inline void emit(__u8 type, __u8 verdict, __u8 reason, __u8 dir,
 	e->family = p->family;
 	e->protocol = p->proto;
 	e->tcp_flags = p->tcp_flags;
-	e->is_reply = 0;
+	e->is_reply = is_reply;
 	e->sport = bpf_ntohs(p->sport);
 	e->dport = bpf_ntohs(p->dport);
 	__builtin_memcpy(e->saddr, p->saddr, 16);
@@ -207,8 +207,8 @@ static __always_inline void flow_key(struct pn_ct_key *k, __u32 ifindex, const s
 
 /* Drop, reporting at most one event per flow and reason per DROP_REPORT_INTERVAL; the event's
  * count says how many packets it stands for. */
-static __always_inline int drop(__u8 reason, __u8 dir, __u32 ifindex, const struct pn_endpoint *ep,
-				__u32 peer, __u32 rule, const struct pkt *p)
+static __always_inline int drop_reply(__u8 reason, __u8 dir, __u32 ifindex, const struct pn_endpoint *ep,
+				      __u32 peer, __u32 rule, const struct pkt *p, __u8 is_reply)
 {
 	struct pn_drop_key dk = {};
 	struct pn_drop_value nv = {};
@@ -231,8 +231,15 @@ static __always_inline int drop(__u8 reason, __u8 dir, __u32 ifindex, const stru
 	}
 	nv.last_report_ns = now;
 	bpf_map_update_elem(&pn_drops, &dk, &nv, BPF_ANY);
-	emit(PN_EVENT_DROP, PN_VERDICT_DENY, reason, dir, ifindex, ep, peer, rule, dv ? dv->suppressed + 1 : 1, p);
+	emit(PN_EVENT_DROP, PN_VERDICT_DENY, reason, dir, ifindex, ep, peer, rule, dv ? dv->suppressed + 1 : 1, p,
+	     is_reply);
 	return TC_ACT_SHOT;
+}
+
+static __always_inline int drop(__u8 reason, __u8 dir, __u32 ifindex, const struct pn_endpoint *ep,
+				__u32 peer, __u32 rule, const struct pkt *p)
+{
+	return drop_reply(reason, dir, ifindex, ep, peer, rule, p, 0);
 }
 
 /* Parse L3/L4 into *p. Returns the ethertype (host order), 0 when the frame is truncated. */
@@ -398,6 +405,7 @@ static __noinline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct
 	struct pn_ct_value *ct;
 	__u64 now = bpf_ktime_get_ns();
 	__u32 peer;
+	__u8 is_reply;
 
 	flow_key(&ck, ifindex, p, dir);
 	ct = bpf_map_lookup_elem(&pn_ct, &ck);
@@ -418,6 +426,12 @@ static __noinline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct
 		return TC_ACT_OK;
 	}
 
+	/* Judged by policy: a new connection, or a packet whose entry expired. The entry (kept until
+	 * the LRU evicts it) says whether this packet goes the reply way of the connection it opened;
+	 * a TCP SYN without ACK always opens a new connection, a SYN-ACK always answers one. */
+	is_reply = (p->tcp_flags & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK);
+	if (ct && ct->origin != dir && (p->tcp_flags & (TCP_SYN | TCP_ACK)) != TCP_SYN)
+		is_reply = 1;
 	peer = peer_identity(p, dir);
 	pk.prefixlen = 96;
 	pk.endpoint = ifindex;
@@ -433,21 +447,21 @@ static __noinline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct
 		pv = bpf_map_lookup_elem(&pn_policy, &pk);
 	}
 	if (!pv)
-		return drop(PN_DROP_NO_POLICY, dir, ifindex, ep, peer, 0, p);
+		return drop_reply(PN_DROP_NO_POLICY, dir, ifindex, ep, peer, 0, p, is_reply);
 	if (pv->verdict != PN_VERDICT_ALLOW && pv->verdict != PN_VERDICT_AUDIT)
-		return drop(PN_DROP_POLICY, dir, ifindex, ep, peer, pv->rule_id, p);
+		return drop_reply(PN_DROP_POLICY, dir, ifindex, ep, peer, pv->rule_id, p, is_reply);
 
 	nv.created_ns = now;
 	nv.packets = 1;
 	nv.bytes = skb->len;
 	nv.rule_id = pv->rule_id;
-	nv.origin = dir;
+	nv.origin = is_reply && ct ? ct->origin : dir; /* a reply keeps the connection's origin */
 	nv.closing = (p->tcp_flags & (TCP_FIN | TCP_RST)) ? 1 : 0;
 	nv.expires_ns = now + lifetime(p, nv.closing);
 	bpf_map_update_elem(&pn_ct, &ck, &nv, BPF_ANY);
 	count(PN_CNT_NEW_CONN);
 	count(PN_CNT_FORWARDED);
-	emit(PN_EVENT_POLICY_VERDICT, pv->verdict, 0, dir, ifindex, ep, peer, pv->rule_id, 1, p);
+	emit(PN_EVENT_POLICY_VERDICT, pv->verdict, 0, dir, ifindex, ep, peer, pv->rule_id, 1, p, is_reply);
 	return TC_ACT_OK;
 }
 

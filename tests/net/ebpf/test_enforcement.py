@@ -11,6 +11,8 @@ import time
 from typing import Any
 
 from podnet.datapath.ebpf import DatapathEvent
+from podnet.datapath.ebpf.codecs import CT_VALUE, CtEntry
+from podnet.flows.decoder import Enricher, decode
 from podnet.k8s.model import Protocol
 from podnet.policy.compiler import CompiledPolicy, Decision
 from podnet.policy.mapimage import map_image
@@ -354,6 +356,39 @@ def test_events_carry_verdict_and_the_deciding_rule(lab: Lab) -> None:
     # the deciding rules are named: a NetworkPolicy rule and the isolation default deny both appear
     kinds = {e.rule.kind for e in events if e.rule is not None}
     assert {"NetworkPolicy", "isolation", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy"} <= kinds
+
+
+def test_a_reply_judged_after_its_entry_expired_is_marked_as_reply(lab: Lab) -> None:
+    """is_reply comes from conntrack: the entry (expired, not yet evicted) says who opened the connection."""
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    assert lab.dp is not None and verdict(lab, compiled, ("client", "db", "UDP", 5353)).allowed
+    drain(lab)
+    client, db = lab.topo.pods["client"], lab.topo.pods["db"]
+    sport = 20000 + secrets.randbelow(20000)
+    opener = {"kind": "raw_udp", "src": str(client.ip), "dst": str(db.ip), "port": 5353, "sport": sport, "data": "o"}
+    lab.topo.probe("client", [opener])
+    opened = [e for e in lab.dp.events(timeout=0.3) if e.type == "policy-verdict" and e.sport == sport]
+    assert sorted((e.direction, e.is_reply) for e in opened) == [("egress", False), ("ingress", False)]
+    # the db side's entry expires (as after 60 s idle); the db then answers from 5353
+    db_ep = lab.dp.ifindex(db.host_veth)
+    ct = lab.dp.maps["pn_ct"]
+    for key, value in ct.entries():
+        entry = CtEntry.unpack(key, value)
+        if entry.endpoint == db_ep and (entry.lport, entry.rport) == (5353, sport):
+            fields = list(CT_VALUE.unpack(value[: CT_VALUE.size]))
+            fields[1] = 1  # expires_ns
+            ct.update(key, CT_VALUE.pack(*fields))
+            break
+    else:
+        raise AssertionError("no conntrack entry for the opened flow")
+    answer = {"kind": "raw_udp", "src": str(db.ip), "dst": str(client.ip), "port": sport, "sport": 5353, "data": "a"}
+    lab.topo.probe("db", [answer])
+    judged = [e for e in lab.dp.events(timeout=0.3) if e.endpoint == db_ep and e.dport == sport]
+    assert len(judged) == 1 and judged[0].direction == "egress" and judged[0].is_reply, judged
+    want = compiled.decide(lab.identity(compiled, "db"), lab.identity(compiled, "client"), "UDP", sport)
+    assert (judged[0].verdict == "FORWARDED") == (want.egress is None or want.egress.verdict == "allow")
+    assert decode(judged[0], Enricher(), "node", 0).to_json()["is_reply"] is True
 
 
 def test_spoofed_source_is_dropped_and_reported(lab: Lab) -> None:
