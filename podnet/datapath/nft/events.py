@@ -174,6 +174,7 @@ class EventAggregator:
             count=count,
             rule_id=prefix.rule_id,
             rule=rules.get(prefix.rule_id),
+            is_reply=l3l4.protocol == IPPROTO_TCP and l3l4.tcp_flags & 0x12 == 0x12,  # SYN-ACK answers a SYN
         )
 
     def _remember(self, table: OrderedDict[FlowKey, V], key: FlowKey, value: V) -> None:
