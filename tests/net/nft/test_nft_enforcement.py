@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+from podnet.agent.nftpath import NftPolicyDatapath
 from podnet.policy.mapimage import map_image
 from tests.net.ebpf import test_enforcement as ebpf
 from tests.net.ebpf.agents import HOLD
@@ -171,3 +172,40 @@ def test_nft_destroy_removes_the_table_only(lab: Lab) -> None:
     ruleset = _table(lab)
     assert "podnet" not in ruleset and "someone_else" in ruleset
     assert all(run_cases(lab, [("client", "db", "TCP", 9000)]).values())
+
+
+def test_nft_policy_datapath_restarts_without_writes_and_detaches_what_is_gone(lab: Lab) -> None:
+    """The agent's adapter on a table of its own in the node: a second object converges with no writes, and an
+    endpoint whose interface went away while no agent ran is found and removed."""
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    table = f"podnet_t{secrets.token_hex(3)}"
+    db = lab.topo.pods["db"]
+    ident = lab.identity(compiled, "db")
+    image = map_image(compiled, ident)
+    first = NftPolicyDatapath("t", netns=lab.topo.node, table=table, events=False)
+    try:
+        first.ensure_loaded()
+        first.sync_identities(compiled.identities)
+        ifindex = first.attach_pod(db.host_veth, db.mac, ident, [str(db.ip), str(db.ip6)])
+        assert first.apply_pod_image(ifindex, image).written > 0
+        lab.topo.ns_exec(lab.topo.node, "nft", "add", "element", "inet", table, "endpoints", '{ "pngone0000" }')
+        first.close()  # the agent stops: the table stays
+        second = NftPolicyDatapath("t", netns=lab.topo.node, table=table, events=False)
+        second.ensure_loaded()
+        second.sync_identities(compiled.identities)
+        assert second.attach_pod(db.host_veth, db.mac, ident, [str(db.ip), str(db.ip6)]) == ifindex
+        stats = second.apply_pod_image(ifindex, image)
+        assert (stats.written, stats.deleted) == (0, 0)
+        attached = second.attached()
+        gone = [i for i in attached if i < 0]
+        assert ifindex in attached and len(gone) == 1
+        second.detach_pod(gone[0])
+        assert (
+            "pngone0000" not in lab.topo.ns_exec(lab.topo.node, "nft", "list", "set", "inet", table, "endpoints").stdout
+        )
+        assert_matches_compiler(lab, compiled, [("web", "db", "TCP", 5432), ("client", "db", "TCP", 5432)])
+        second.destroy()
+        assert table not in _table(lab)
+    finally:
+        lab.topo.ns_exec(lab.topo.node, "nft", "delete", "table", "inet", table, check=False)
