@@ -134,6 +134,29 @@ struct {
 	__type(value, struct pn_frag_ports);
 } pn_frags SEC(".maps");
 
+/* IPv6 fragments (fragment extension header): the same, by addresses and 32-bit identification. */
+struct pn_frag6_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 id;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct pn_frag6_key);
+	__type(value, struct pn_frag_ports);
+} pn_frags6 SEC(".maps");
+
+#define IPV6_EXT_MAX 6 /* extension headers walked before the transport header; more: not found */
+#define NEXTHDR_HOP 0
+#define NEXTHDR_ROUTING 43
+#define NEXTHDR_FRAGMENT 44
+#define NEXTHDR_AUTH 51
+#define NEXTHDR_DEST 60
+
 struct pkt {
 	__u8 family;
 	__u8 proto;
@@ -242,6 +265,83 @@ static __always_inline int drop(__u8 reason, __u8 dir, __u32 ifindex, const stru
 	return drop_reply(reason, dir, ifindex, ep, peer, rule, p, 0);
 }
 
+/* IPv6 behind extension headers (hop-by-hop, routing, destination options, AH, fragment): walk at
+ * most IPV6_EXT_MAX of them with bpf_skb_load_bytes (offsets vary), then read the transport ports
+ * there. p->proto becomes the transport protocol. A fragment header at offset 0 with more fragments
+ * records the datagram's ports in pn_frags6; a later fragment takes them from there (none seen: no
+ * ports). Returns the ethertype, 0 when truncated. */
+static __noinline int parse_ipv6_ext(struct __sk_buff *skb, struct pkt *p, __u16 ethertype)
+{
+	struct pn_frag6_key fk = {};
+	__u32 off = sizeof(struct ethhdr) + sizeof(struct ipv6hdr);
+	__u8 nh = p->proto, buf[14];
+	int first_frag = 0, i;
+
+#pragma unroll
+	for (i = 0; i < IPV6_EXT_MAX; i++) {
+		if (nh == NEXTHDR_HOP || nh == NEXTHDR_ROUTING || nh == NEXTHDR_DEST) {
+			if (bpf_skb_load_bytes(skb, off, buf, 2) < 0)
+				return 0;
+			nh = buf[0];
+			off += ((__u32)buf[1] + 1) * 8;
+		} else if (nh == NEXTHDR_AUTH) {
+			if (bpf_skb_load_bytes(skb, off, buf, 2) < 0)
+				return 0;
+			nh = buf[0];
+			off += ((__u32)buf[1] + 2) * 4;
+		} else if (nh == NEXTHDR_FRAGMENT) {
+			__u16 frag;
+
+			if (bpf_skb_load_bytes(skb, off, buf, 8) < 0)
+				return 0;
+			nh = buf[0];
+			off += 8;
+			frag = ((__u16)buf[2] << 8) | buf[3];
+			__builtin_memcpy(fk.saddr, p->saddr, 16);
+			__builtin_memcpy(fk.daddr, p->daddr, 16);
+			__builtin_memcpy(&fk.id, buf + 4, 4);
+			fk.proto = nh;
+			if (frag & 0xfff8) {
+				/* a later fragment: the ports of its datagram's first one, if it was seen */
+				struct pn_frag_ports *fp = bpf_map_lookup_elem(&pn_frags6, &fk);
+
+				p->proto = nh;
+				if (fp) {
+					p->sport = fp->sport;
+					p->dport = fp->dport;
+				}
+				return ethertype;
+			}
+			first_frag = frag & 1; /* offset 0 and no more fragments: an atomic fragment, a whole packet */
+		} else {
+			break;
+		}
+	}
+	p->proto = nh;
+	if (nh == IPPROTO_TCP) {
+		if (bpf_skb_load_bytes(skb, off, buf, 14) < 0)
+			return 0;
+		__builtin_memcpy(&p->sport, buf, 2);
+		__builtin_memcpy(&p->dport, buf + 2, 2);
+		p->tcp_flags = buf[13];
+	} else if (nh == IPPROTO_UDP || nh == IPPROTO_SCTP) {
+		if (bpf_skb_load_bytes(skb, off, buf, 4) < 0)
+			return 0;
+		__builtin_memcpy(&p->sport, buf, 2);
+		__builtin_memcpy(&p->dport, buf + 2, 2);
+	} else if (nh == IPPROTO_ICMPV6) {
+		if (bpf_skb_load_bytes(skb, off, buf, 1) < 0)
+			return 0;
+		p->nd |= buf[0] >= 133 && buf[0] <= 137;
+	}
+	if (first_frag) {
+		struct pn_frag_ports fp = {p->sport, p->dport};
+
+		bpf_map_update_elem(&pn_frags6, &fk, &fp, BPF_ANY);
+	}
+	return ethertype;
+}
+
 /* Parse L3/L4 into *p. Returns the ethertype (host order), 0 when the frame is truncated. */
 static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u8 *smac)
 {
@@ -328,6 +428,9 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u8 *sma
 		      ip6->saddr.in6_u.u6_addr32[3]) == 0) &&
 		    (p->daddr[0] == 0xff || (p->daddr[0] == 0xfe && (p->daddr[1] & 0xc0) == 0x80)))
 			p->nd = 1;
+		if (p->proto == NEXTHDR_HOP || p->proto == NEXTHDR_ROUTING || p->proto == NEXTHDR_FRAGMENT ||
+		    p->proto == NEXTHDR_AUTH || p->proto == NEXTHDR_DEST)
+			return parse_ipv6_ext(skb, p, proto);
 		if (p->proto == IPPROTO_TCP) {
 			struct tcphdr *th = l4;
 

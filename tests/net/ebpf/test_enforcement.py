@@ -210,6 +210,42 @@ def test_ipv6_connections_match_compiler(lab: Lab) -> None:
     assert (6, 6) in ends
 
 
+EXT_CASES: list[Case] = [
+    ("client", "db", "UDP", 5353),
+    ("client", "db", "UDP", 53),
+    ("web", "db", "TCP", 5432),
+    ("client", "db", "TCP", 9000),
+    ("client", "web", "TCP", 8081),
+]
+
+
+def test_ipv6_ports_are_found_behind_extension_headers(lab: Lab) -> None:
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    assert lab.dp is not None
+    drain(lab)
+    # hop-by-hop and destination options headers (the sockets' sticky options) before TCP and UDP
+    got = {}
+    for c in EXT_CASES:
+        src, dst, proto, port = c
+        probe = {"kind": proto.lower(), "dst": str(lab.topo.pods[dst].ip6), "port": port, "ext6": True,
+                 "data": f"ext-{secrets.token_hex(4)}"}  # fmt: skip
+        got[c] = lab.topo.probe(src, [probe])[0]
+    want = {c: verdict(lab, compiled, c).allowed for c in EXT_CASES}
+    assert got == want and set(want.values()) == {True, False}
+    events = list(lab.dp.events(timeout=0.3))
+    client, db = lab.topo.pods["client"], lab.topo.pods["db"]
+    denied = _events_for(events, lab.dp.ifindex(client.host_veth), "egress", str(client.ip6), str(db.ip6), 53, 17)
+    _check_side(denied, verdict(lab, compiled, ("client", "db", "UDP", 53)).egress, "UDP 53 behind extension headers")
+    # a raw frame: hop-by-hop, routing, an atomic fragment and destination options, then UDP
+    frame = {"kind": "raw_eth6", "src": str(client.ip6), "dst": str(db.ip6), "src_mac": client.mac,
+             "dst_mac": client.host_mac}  # fmt: skip
+    allowed, dropped = f"ext-ok-{secrets.token_hex(4)}", f"ext-no-{secrets.token_hex(4)}"
+    lab.topo.probe("client", [{**frame, "port": 5353, "data": allowed}, {**frame, "port": 53, "data": dropped}])
+    assert lab.topo.wait_logged("db", allowed, timeout=2.0), "the allowed port behind four extension headers"
+    assert not lab.topo.wait_logged("db", dropped, timeout=0.5)
+
+
 def test_local_pods_are_reached_by_redirect_without_the_node_routing(lab: Lab) -> None:
     compiled = lab.compile(POLICIES_V1)
     lab.apply(compiled)
@@ -237,6 +273,18 @@ def test_fragmented_datagrams_are_judged_by_their_ports(lab: Lab) -> None:
         probe = {"kind": "udp", "dst": str(db.ip), "port": 53, "data": f"{src}-{secrets.token_hex(4)}-{big}"}
         assert lab.topo.probe(src, [probe]) == [want], src
     assert lab.dp is not None and lab.dp.maps["pn_frags"].key_list()  # first fragments left their ports
+
+
+def test_ipv6_fragmented_datagrams_are_judged_by_their_ports(lab: Lab) -> None:
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    db = lab.topo.pods["db"]
+    big = "x" * 4000  # three IPv6 fragments (fragment extension headers) on a 1500-byte MTU, each way
+    for src, want in (("web", True), ("client", False)):
+        assert verdict(lab, compiled, (src, "db", "UDP", 53)).allowed is want
+        probe = {"kind": "udp", "dst": str(db.ip6), "port": 53, "data": f"{src}-{secrets.token_hex(4)}-{big}"}
+        assert lab.topo.probe(src, [probe]) == [want], src
+    assert lab.dp is not None and lab.dp.maps["pn_frags6"].key_list()  # first fragments left their ports
 
 
 def test_traffic_from_another_node_meets_the_destination_ingress(lab: Lab) -> None:

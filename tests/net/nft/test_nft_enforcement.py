@@ -209,3 +209,7 @@ def test_nft_policy_datapath_restarts_without_writes_and_detaches_what_is_gone(l
         assert table not in _table(lab)
     finally:
         lab.topo.ns_exec(lab.topo.node, "nft", "delete", "table", "inet", table, check=False)
+
+
+def test_nft_ipv6_ports_are_found_behind_extension_headers(lab: Lab) -> None:
+    ebpf.test_ipv6_ports_are_found_behind_extension_headers(lab)
