@@ -96,7 +96,7 @@ def _l4(src: IPAddress, dst: IPAddress, proto: int, l4: bytes) -> L3L4:
     return L3L4(src, dst, proto)
 
 
-FlowKey = tuple[int, str, int, int, str, str, int, int]
+FlowKey = tuple[int, str, int, int, IPAddress, IPAddress, int, int]
 V = TypeVar("V")
 
 
@@ -138,7 +138,7 @@ class EventAggregator:
         direction: Direction = "ingress" if prefix.direction == "i" else "egress"
         endpoint = pkt.outdev if direction == "ingress" else pkt.indev
         peer_addr = l3l4.source if direction == "ingress" else l3l4.destination
-        key: FlowKey = (endpoint, direction, reason, l3l4.protocol, str(l3l4.source), str(l3l4.destination),
+        key: FlowKey = (endpoint, direction, reason, l3l4.protocol, l3l4.source, l3l4.destination,
                         l3l4.sport, l3l4.dport)  # fmt: skip
         count = 1
         if etype == "drop":

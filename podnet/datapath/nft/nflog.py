@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import select
 import socket
@@ -74,6 +75,7 @@ class LogPrefix:
     rule_id: int
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_prefix(text: str) -> LogPrefix | None:
     """The inverse of :func:`prefix`; None for prefixes podnet did not write."""
     parts = text.split()
