@@ -121,11 +121,17 @@ class NftDatapath:
         for name in existing:
             script += f"flush chain inet {self.table} {name}\n"
             script += f"add rule inet {self.table} {name} {chain_rule(name, self.log_group)}\n"
-        self._nft("-f", "-", script=script)
-        self._chains = set(existing)
-        if self.log_group is not None and self._log is None:
+        if self.log_group is not None and self._log is None:  # first: a group taken elsewhere changes nothing
             with in_netns(self.netns):
                 self._log = NflogSocket(self.log_group)
+        try:
+            self._nft("-f", "-", script=script)
+        except NftError:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+            raise
+        self._chains = set(existing)
         self._loaded = True
 
     def close(self) -> None:

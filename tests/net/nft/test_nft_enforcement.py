@@ -7,11 +7,15 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from podnet.agent.nftpath import NftPolicyDatapath
+from podnet.datapath.nft import NftDatapath
+from podnet.datapath.nft.nflog import NflogError
 from podnet.policy.mapimage import map_image
 from tests.net.ebpf import test_enforcement as ebpf
 from tests.net.ebpf.agents import HOLD
-from tests.net.ebpf.conftest import Lab
+from tests.net.ebpf.conftest import NFT_LOG_GROUP, Lab
 from tests.net.ebpf.test_enforcement import (
     POLICIES_AUDIT,
     POLICIES_V1,
@@ -213,3 +217,11 @@ def test_nft_policy_datapath_restarts_without_writes_and_detaches_what_is_gone(l
 
 def test_nft_ipv6_ports_are_found_behind_extension_headers(lab: Lab) -> None:
     ebpf.test_ipv6_ports_are_found_behind_extension_headers(lab)
+
+
+def test_nft_a_taken_log_group_fails_with_its_number_and_changes_nothing(lab: Lab) -> None:
+    lab.dp.ensure_loaded()  # holds NFT_LOG_GROUP in the node's namespace
+    other = NftDatapath(netns=lab.topo.node, table="podnet_other", log_group=NFT_LOG_GROUP)
+    with pytest.raises(NflogError, match=f"nflog group {NFT_LOG_GROUP}: bind"):
+        other.ensure_loaded()
+    assert "podnet_other" not in _table(lab)
