@@ -210,14 +210,15 @@ class NflogSocket:
     def fileno(self) -> int:
         return self._sock.fileno()
 
-    def read(self, timeout: float = 0.0) -> list[NflogPacket]:
-        """Every message queued now (waiting up to ``timeout`` seconds for the first)."""
+    def read(self, timeout: float = 0.0, max_datagrams: int = 256) -> list[NflogPacket]:
+        """The messages queued now, at most ``max_datagrams`` datagrams of them (waiting up to ``timeout``
+        seconds for the first): bounded, so a flood that outruns the reader never holds it here."""
         out: list[NflogPacket] = []
         if timeout > 0:
             select.select([self._sock], [], [], timeout)
-        while True:
+        for _ in range(max_datagrams):
             try:
-                data = self._sock.recv(1 << 20)
+                data = self._sock.recv(65536)  # a datagram is at most the instance buffer (default 8 KiB)
             except BlockingIOError:
                 return out
             except OSError as e:
@@ -227,6 +228,7 @@ class NflogSocket:
             for pkt in parse_messages(data):
                 self._count(pkt.seq)
                 out.append(pkt)
+        return out
 
     def _count(self, seq: int | None) -> None:
         if seq is None:
