@@ -17,7 +17,8 @@ from tests.net.lab.helpers import podnet, pods, wait_for
 @pytest.mark.parametrize("lab", ["ebpf", "nft"], indirect=True)
 def test_apply_runs_the_shop_on_two_nodes_and_probes_reach_every_declared_port(lab: manager.Lab) -> None:
     """The same scenario on both datapaths (``lab up --datapath``): the kernel does what the analyzer says,
-    flows name the deciding rules, and a killed agent leaves the policy enforced until its restart."""
+    flows name the deciding rules, a killed agent leaves the policy enforced until its restart, and label and
+    policy changes take effect on live pods."""
     assert lab.datapath in podnet("lab", "list").stdout
     out = podnet("apply", "-f", "examples/shop", "--name", lab.name).stdout
     assert "deployment/frontend created" in out and "networkpolicy/backend created" in out
@@ -87,6 +88,14 @@ def test_apply_runs_the_shop_on_two_nodes_and_probes_reach_every_declared_port(l
     podnet("lab", "restart-agent", "--node", "node0", "--name", lab.name)
     test = json.loads(podnet("connectivity", "test", "-o", "json", "--name", lab.name, "--timeout", "1").stdout)
     assert test == {"probes": 58, "differences": []}
+
+    # A label change and a policy deletion reach the kernel on live pods.
+    podnet("label", "pod", "frontend-0", "app=other", "-n", "web", "--overwrite", "--name", lab.name)
+    wait_for(lambda: not reaches("web/frontend-0", "api/backend-0", 9000), "the label change", 10)
+    podnet("delete", "networkpolicy", "backend", "-n", "api", "--name", lab.name)
+    wait_for(lambda: reaches("monitoring/prometheus-0", "api/backend-0", 9000), "the deletion to open 9000", 10)
+    test = json.loads(podnet("connectivity", "test", "-o", "json", "--name", lab.name, "--timeout", "1").stdout)
+    assert test["differences"] == []
 
 
 def test_policy_and_label_changes_take_effect_on_live_pods(lab: manager.Lab) -> None:
