@@ -15,7 +15,7 @@ import uvicorn
 
 from podnet.agent.api import create_app
 from podnet.agent.endpoints import EndpointRegistry
-from podnet.agent.policy import PolicyLoop
+from podnet.agent.policy import PolicyDatapath, PolicyLoop
 from podnet.agent.service import CniService
 from podnet.datapath.netlink import NetlinkDatapath
 from podnet.errors import UsageError
@@ -36,13 +36,14 @@ class AgentConfig:
     mtu: int = 1500
     node_ipv4: str | None = None
     kubeconfig: Path | None = None  # with it: policy from this API server, enforced by ``datapath``
-    datapath: str = "ebpf"  # the policy datapath: "ebpf" or "none"
-    bpf_dir: Path = Path("/sys/fs/bpf/podnet")
+    datapath: str = "ebpf"  # the policy datapath: "ebpf", "nft" or "none"
+    bpf_dir: Path = Path("/sys/fs/bpf/podnet")  # ebpf: pins under <bpf_dir>/<node>
     flows_buffer: int = 4096  # flows kept in the ring store (0: no flow collection)
     flows_export: Path | None = None  # JSON-lines export file, rotated by size
     flows_export_max_bytes: int = 10 * 1024 * 1024
     flows_export_backups: int = 3
     metrics_addr: str | None = None  # loopback HOST:PORT for Prometheus metrics
+    nflog_group: int | None = None  # nft: NFLOG group of its events (default: derived from the node name)
 
 
 @contextlib.contextmanager
@@ -116,16 +117,28 @@ def build_flows(config: AgentConfig) -> FlowCollector | None:
     return FlowCollector(config.node_name, FlowStore(config.flows_buffer), exporter, metrics)
 
 
+def make_policy_datapath(config: AgentConfig) -> PolicyDatapath:
+    """The datapath ``config.datapath`` names: eBPF pins per node, or the node's nftables table."""
+    if config.datapath == "ebpf":
+        from podnet.agent.policy import EbpfPolicyDatapath
+
+        return EbpfPolicyDatapath(str(config.bpf_dir / config.node_name))
+    if config.datapath == "nft":
+        from podnet.agent.nftpath import NftPolicyDatapath
+
+        return NftPolicyDatapath(config.node_name, log_group=config.nflog_group, events=config.flows_buffer > 0)
+    raise UsageError(f"--datapath: unknown datapath {config.datapath!r} (ebpf, nft or none)")
+
+
 def start_policy(config: AgentConfig, service: CniService, flows: FlowCollector | None = None) -> PolicyLoop | None:
     """The policy loop when the agent has a kubeconfig and a datapath; None otherwise."""
     if config.kubeconfig is None or config.datapath == "none":
         return None
-    from podnet.agent.policy import EbpfPolicyDatapath
     from podnet.k8s.client import KubeTransport
     from podnet.k8s.source import WatchSource
 
     source = WatchSource(KubeTransport.from_kubeconfig(config.kubeconfig))
-    loop = PolicyLoop(source, service.registry, EbpfPolicyDatapath(str(config.bpf_dir / config.node_name)), flows)
+    loop = PolicyLoop(source, service.registry, make_policy_datapath(config), flows)
     loop.start()
     service.policy = loop
     log.info("policy enforced", extra={"datapath": config.datapath, "kubeconfig": str(config.kubeconfig)})

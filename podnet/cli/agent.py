@@ -37,7 +37,18 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--kubeconfig", type=Path, default=None, help="enforce the policies of this API server (a cluster's or a lab's)"
     )
-    p.add_argument("--datapath", choices=("ebpf", "none"), default="ebpf", help="policy datapath (with --kubeconfig)")
+    p.add_argument(
+        "--datapath",
+        choices=("ebpf", "nft", "none"),
+        default="ebpf",
+        help="policy datapath (with --kubeconfig): eBPF tc programs, or an nftables table for kernels without eBPF",
+    )
+    p.add_argument(
+        "--nflog-group",
+        type=int,
+        default=None,
+        help="--datapath nft: NFLOG group its flow events use (default: derived from the node name)",
+    )
     p.add_argument(
         "--bpf-dir",
         type=Path,
@@ -75,10 +86,13 @@ def _agent(args: argparse.Namespace) -> int:
         cidrs = node_pod_cidrs(kubeconfig, args.node_name)
     if not cidrs:
         raise UsageError("podnet agent needs --pod-cidr (or --pod-cidr-from-node)")
+    if args.nflog_group is not None and not 0 <= args.nflog_group <= 0xFFFF:
+        raise UsageError(f"--nflog-group: {args.nflog_group} is not in 0..65535")
     config = AgentConfig(
         args.node_name, cidrs, Path(args.socket), args.state_dir, args.mtu, args.node_ip,
         kubeconfig, args.datapath, args.bpf_dir, args.flows_buffer, args.flows_export,
         int(args.flows_export_max_mb * 1024 * 1024), args.flows_export_backups, args.metrics_addr,
+        nflog_group=args.nflog_group,
     )  # fmt: skip
     return run_agent(config)
 

@@ -31,6 +31,9 @@ def register(sub: Any) -> None:
     p.add_argument("--nodes", type=int, default=2)
     p.add_argument("--pod-cidr", default="10.244.0.0/16")
     p.add_argument("--routing", choices=("direct", "vxlan"), default="direct")
+    p.add_argument(
+        "--datapath", choices=("ebpf", "nft"), default="ebpf", help="every agent's policy datapath (podnet agent)"
+    )
     p.set_defaults(func=cmd_up)
 
     p = lsub.add_parser("down", help="stop a lab and remove everything it made")
@@ -174,8 +177,9 @@ def cmd_controller(args: argparse.Namespace) -> int:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    print(f"starting lab {args.name} ({args.nodes} nodes, {args.routing} routing)", file=sys.stderr)
-    lab = manager.up(args.name, args.nodes, args.pod_cidr, args.routing, say=_say)
+    what = f"{args.nodes} nodes, {args.routing} routing, {args.datapath} datapath"
+    print(f"starting lab {args.name} ({what})", file=sys.stderr)
+    lab = manager.up(args.name, args.nodes, args.pod_cidr, args.routing, say=_say, datapath=args.datapath)
     print(f"lab {lab.name} is up: state in {lab.dir}")
     print(f"API: {lab.extra.get('apiserver')}  (export KUBECONFIG={lab.kubeconfig}; kubectl get pods -A)")
     print(
@@ -211,13 +215,14 @@ def cmd_list(args: argparse.Namespace) -> int:
                 f"{up}/{len(lab.plan.nodes)}",
                 str(len(lab.pods)),
                 lab.plan.routing,
+                lab.datapath,
                 str(lab.plan.cluster_cidr),
             )
         )
     if not rows:
         print("no lab is running (podnet lab up)")
         return 0
-    header = ("NAME", "NODES", "AGENTS UP", "PODS", "ROUTING", "POD CIDR")
+    header = ("NAME", "NODES", "AGENTS UP", "PODS", "ROUTING", "DATAPATH", "POD CIDR")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

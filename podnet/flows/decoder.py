@@ -125,7 +125,7 @@ def decode(event: DatapathEvent, enricher: Enricher, node_name: str, offset_ns: 
         source=enricher.endpoint(event.source, src_id),
         destination=enricher.endpoint(event.destination, dst_id),
         drop_reason_desc=DROP_REASON_NAMES.get(event.drop_reason, event.drop_reason_desc) if event.drop_reason else "",
-        is_reply=False,  # the kernel judges only new connections; replies of allowed ones pass unrecorded
+        is_reply=event.is_reply,
         allowed_by=rules if event.verdict == "FORWARDED" else (),
         denied_by=rules if event.verdict != "FORWARDED" else (),
         count=event.count,

@@ -30,6 +30,7 @@ from podnet.lab.plan import LabPlan, NodePlan, Routing, make_plan, validate_name
 from podnet.statefile import AtomicJsonFile
 
 Say = Callable[[str], None]
+DATAPATHS = {"ebpf": "eBPF", "nft": "nftables"}
 
 
 class LabError(PodnetError):
@@ -63,6 +64,11 @@ class Lab:
 
     def probe_socket(self, node: NodePlan) -> Path:
         return self.node_dir(node) / "probe.sock"
+
+    @property
+    def datapath(self) -> str:
+        """Every agent's policy datapath: ``ebpf`` or ``nft`` (``podnet lab up --datapath``)."""
+        return str(self.extra.get("datapath", "ebpf"))
 
     @property
     def apiserver_dir(self) -> Path:
@@ -188,6 +194,7 @@ def start_agent(lab: Lab, node: NodePlan) -> None:
         "--node-ip", str(node.underlay_ip),
         "--kubeconfig", str(lab.kubeconfig),
         "--bpf-dir", str(lab.bpf_dir),
+        "--datapath", lab.datapath,
     ]  # fmt: skip
     lab.procs[key] = procs.start(argv, state / "agent.log", str(lab.agent_socket(node)), netns=node.netns)
     lab.save()
@@ -246,7 +253,9 @@ def start_controller(lab: Lab) -> None:
     lab.save()
 
 
-def up(name: str, nodes: int, pod_cidr: str, routing: Routing, say: Say) -> Lab:
+def up(name: str, nodes: int, pod_cidr: str, routing: Routing, say: Say, datapath: str = "ebpf") -> Lab:
+    if datapath not in DATAPATHS:
+        raise UsageError(f"datapath: {datapath!r} is not one of {', '.join(DATAPATHS)}")
     plan = make_plan(name, nodes, pod_cidr, routing)
     directory = lab_root() / name
     if (directory / "lab.json").exists() or fabric.list_netns(plan.prefix):
@@ -258,6 +267,7 @@ def up(name: str, nodes: int, pod_cidr: str, routing: Routing, say: Say) -> Lab:
         say(f"cleaning up what an earlier lab {name!r} left behind")
         down(name, say=lambda _m: None)
     lab = Lab(plan, directory)
+    lab.extra["datapath"] = datapath
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         lab.save()
@@ -278,7 +288,7 @@ def up(name: str, nodes: int, pod_cidr: str, routing: Routing, say: Say) -> Lab:
         for node in plan.nodes:
             install(lab.cni_bin, lab.cni_conf_dir(node), socket_path=str(lab.agent_socket(node)))
             start_agent(lab, node)
-            say(f"agent {node.name}: up ({lab.agent_socket(node)}), enforcing policy with eBPF")
+            say(f"agent {node.name}: up ({lab.agent_socket(node)}), enforcing policy with {DATAPATHS[datapath]}")
             start_probe_host(lab, node)
         start_controller(lab)
         say("controller: scheduling pods, running their sandboxes")

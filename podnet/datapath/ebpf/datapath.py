@@ -78,6 +78,7 @@ MAPS: dict[str, tuple[int, int]] = {
     "pn_ct": (CT_KEY.size, CT_VALUE.size),
     "pn_drops": (DROP_KEY_SIZE, 16),
     "pn_frags": (12, 4),
+    "pn_frags6": (40, 4),
     "pn_counters": (4, COUNTER.size),
     "pn_scratch": (4, CT_VALUE.size),
     "pn_rules": (4, RULE_TEXT_SIZE),

@@ -25,6 +25,9 @@ class DatapathEvent:
     ``count`` is the number of packets the record stands for: drops of one flow and reason are
     reported at most once a second, the record carrying how many were dropped since the last one.
     ``rule`` is the rule that decided (None when no rule applies: default allow, or no entry).
+    ``is_reply``: the packet goes the reply way of its connection. Replies of a live connection pass
+    conntrack unrecorded, so this is set on a packet judged after its entry expired (the entry still
+    says which side opened the connection) and on a TCP SYN-ACK.
     """
 
     time_ns: int
@@ -45,6 +48,7 @@ class DatapathEvent:
     count: int
     rule_id: int
     rule: RuleRef | None
+    is_reply: bool = False  # the packet goes the reply way of a connection the endpoint's conntrack knows
 
     @property
     def protocol_name(self) -> str:
@@ -74,7 +78,7 @@ def decode_event(raw: bytes, rules: dict[int, RuleRef]) -> DatapathEvent:
         family,
         proto,
         tcp_flags,
-        _is_reply,
+        is_reply,
         sport,
         dport,
         saddr,
@@ -102,4 +106,5 @@ def decode_event(raw: bytes, rules: dict[int, RuleRef]) -> DatapathEvent:
         count=count,
         rule_id=rule_id,
         rule=rules.get(rule_id),
+        is_reply=bool(is_reply),
     )

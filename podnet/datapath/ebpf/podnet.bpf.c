@@ -153,6 +153,29 @@ struct {
 	__type(value, struct pn_frag_ports);
 } pn_frags SEC(".maps");
 
+/* IPv6 fragments (fragment extension header): the same, by addresses and 32-bit identification. */
+struct pn_frag6_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 id;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct pn_frag6_key);
+	__type(value, struct pn_frag_ports);
+} pn_frags6 SEC(".maps");
+
+#define IPV6_EXT_MAX 6 /* extension headers walked before the transport header; more: not found */
+#define NEXTHDR_HOP 0
+#define NEXTHDR_ROUTING 43
+#define NEXTHDR_FRAGMENT 44
+#define NEXTHDR_AUTH 51
+#define NEXTHDR_DEST 60
+
 struct pkt {
 	__u8 family;
 	__u8 proto;
@@ -178,7 +201,7 @@ static __always_inline void count(__u32 idx)
 
 static __always_inline void emit(__u8 type, __u8 verdict, __u8 reason, __u8 dir, __u32 ifindex,
 				 const struct pn_endpoint *ep, __u32 peer, __u32 rule, __u32 n,
-				 const struct pkt *p)
+				 const struct pkt *p, __u8 is_reply)
 {
 	struct pn_event *e = bpf_ringbuf_reserve(&pn_events, sizeof(*e), 0);
 
@@ -199,7 +222,7 @@ static __always_inline void emit(__u8 type, __u8 verdict, __u8 reason, __u8 dir,
 	e->family = p->family;
 	e->protocol = p->proto;
 	e->tcp_flags = p->tcp_flags;
-	e->is_reply = 0;
+	e->is_reply = is_reply;
 	e->sport = bpf_ntohs(p->sport);
 	e->dport = bpf_ntohs(p->dport);
 	__builtin_memcpy(e->saddr, p->saddr, 16);
@@ -227,8 +250,8 @@ static __always_inline void flow_key(struct pn_ct_key *k, __u32 ifindex, const s
 
 /* Drop, reporting at most one event per flow and reason per DROP_REPORT_INTERVAL; the event's
  * count says how many packets it stands for. */
-static __always_inline int drop(__u8 reason, __u8 dir, __u32 ifindex, const struct pn_endpoint *ep,
-				__u32 peer, __u32 rule, const struct pkt *p)
+static __always_inline int drop_reply(__u8 reason, __u8 dir, __u32 ifindex, const struct pn_endpoint *ep,
+				      __u32 peer, __u32 rule, const struct pkt *p, __u8 is_reply)
 {
 	struct pn_drop_key dk = {};
 	struct pn_drop_value nv = {};
@@ -251,8 +274,92 @@ static __always_inline int drop(__u8 reason, __u8 dir, __u32 ifindex, const stru
 	}
 	nv.last_report_ns = now;
 	bpf_map_update_elem(&pn_drops, &dk, &nv, BPF_ANY);
-	emit(PN_EVENT_DROP, PN_VERDICT_DENY, reason, dir, ifindex, ep, peer, rule, dv ? dv->suppressed + 1 : 1, p);
+	emit(PN_EVENT_DROP, PN_VERDICT_DENY, reason, dir, ifindex, ep, peer, rule, dv ? dv->suppressed + 1 : 1, p,
+	     is_reply);
 	return TC_ACT_SHOT;
+}
+
+static __always_inline int drop(__u8 reason, __u8 dir, __u32 ifindex, const struct pn_endpoint *ep,
+				__u32 peer, __u32 rule, const struct pkt *p)
+{
+	return drop_reply(reason, dir, ifindex, ep, peer, rule, p, 0);
+}
+
+/* IPv6 behind extension headers (hop-by-hop, routing, destination options, AH, fragment): walk at
+ * most IPV6_EXT_MAX of them with bpf_skb_load_bytes (offsets vary), then read the transport ports
+ * there. p->proto becomes the transport protocol. A fragment header at offset 0 with more fragments
+ * records the datagram's ports in pn_frags6; a later fragment takes them from there (none seen: no
+ * ports). Returns the ethertype, 0 when truncated. */
+static __noinline int parse_ipv6_ext(struct __sk_buff *skb, struct pkt *p, __u16 ethertype)
+{
+	struct pn_frag6_key fk = {};
+	__u32 off = sizeof(struct ethhdr) + sizeof(struct ipv6hdr);
+	__u8 nh = p->proto, buf[14];
+	int first_frag = 0, i;
+
+#pragma unroll
+	for (i = 0; i < IPV6_EXT_MAX; i++) {
+		if (nh == NEXTHDR_HOP || nh == NEXTHDR_ROUTING || nh == NEXTHDR_DEST) {
+			if (bpf_skb_load_bytes(skb, off, buf, 2) < 0)
+				return 0;
+			nh = buf[0];
+			off += ((__u32)buf[1] + 1) * 8;
+		} else if (nh == NEXTHDR_AUTH) {
+			if (bpf_skb_load_bytes(skb, off, buf, 2) < 0)
+				return 0;
+			nh = buf[0];
+			off += ((__u32)buf[1] + 2) * 4;
+		} else if (nh == NEXTHDR_FRAGMENT) {
+			__u16 frag;
+
+			if (bpf_skb_load_bytes(skb, off, buf, 8) < 0)
+				return 0;
+			nh = buf[0];
+			off += 8;
+			frag = ((__u16)buf[2] << 8) | buf[3];
+			__builtin_memcpy(fk.saddr, p->saddr, 16);
+			__builtin_memcpy(fk.daddr, p->daddr, 16);
+			__builtin_memcpy(&fk.id, buf + 4, 4);
+			fk.proto = nh;
+			if (frag & 0xfff8) {
+				/* a later fragment: the ports of its datagram's first one, if it was seen */
+				struct pn_frag_ports *fp = bpf_map_lookup_elem(&pn_frags6, &fk);
+
+				p->proto = nh;
+				if (fp) {
+					p->sport = fp->sport;
+					p->dport = fp->dport;
+				}
+				return ethertype;
+			}
+			first_frag = frag & 1; /* offset 0 and no more fragments: an atomic fragment, a whole packet */
+		} else {
+			break;
+		}
+	}
+	p->proto = nh;
+	if (nh == IPPROTO_TCP) {
+		if (bpf_skb_load_bytes(skb, off, buf, 14) < 0)
+			return 0;
+		__builtin_memcpy(&p->sport, buf, 2);
+		__builtin_memcpy(&p->dport, buf + 2, 2);
+		p->tcp_flags = buf[13];
+	} else if (nh == IPPROTO_UDP || nh == IPPROTO_SCTP) {
+		if (bpf_skb_load_bytes(skb, off, buf, 4) < 0)
+			return 0;
+		__builtin_memcpy(&p->sport, buf, 2);
+		__builtin_memcpy(&p->dport, buf + 2, 2);
+	} else if (nh == IPPROTO_ICMPV6) {
+		if (bpf_skb_load_bytes(skb, off, buf, 1) < 0)
+			return 0;
+		p->nd |= buf[0] >= 133 && buf[0] <= 137;
+	}
+	if (first_frag) {
+		struct pn_frag_ports fp = {p->sport, p->dport};
+
+		bpf_map_update_elem(&pn_frags6, &fk, &fp, BPF_ANY);
+	}
+	return ethertype;
 }
 
 /* Parse L3/L4 into *p. Returns the ethertype (host order), 0 when the frame is truncated. */
@@ -347,6 +454,9 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u8 *sma
 		      ip6->saddr.in6_u.u6_addr32[3]) == 0) &&
 		    (p->daddr[0] == 0xff || (p->daddr[0] == 0xfe && (p->daddr[1] & 0xc0) == 0x80)))
 			p->nd = 1;
+		if (p->proto == NEXTHDR_HOP || p->proto == NEXTHDR_ROUTING || p->proto == NEXTHDR_FRAGMENT ||
+		    p->proto == NEXTHDR_AUTH || p->proto == NEXTHDR_DEST)
+			return parse_ipv6_ext(skb, p, proto);
 		if (p->proto == IPPROTO_TCP) {
 			struct tcphdr *th = l4;
 
@@ -479,6 +589,7 @@ static __noinline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct
 	struct pn_ct_value *ct;
 	__u64 now = bpf_ktime_get_ns();
 	__u32 peer;
+	__u8 is_reply;
 
 	flow_key(&ck, ifindex, p, dir);
 	ct = bpf_map_lookup_elem(&pn_ct, &ck);
@@ -499,6 +610,12 @@ static __noinline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct
 		return TC_ACT_OK;
 	}
 
+	/* Judged by policy: a new connection, or a packet whose entry expired. The entry (kept until
+	 * the LRU evicts it) says whether this packet goes the reply way of the connection it opened;
+	 * a TCP SYN without ACK always opens a new connection, a SYN-ACK always answers one. */
+	is_reply = (p->tcp_flags & (TCP_SYN | TCP_ACK)) == (TCP_SYN | TCP_ACK);
+	if (ct && ct->origin != dir && (p->tcp_flags & (TCP_SYN | TCP_ACK)) != TCP_SYN)
+		is_reply = 1;
 	if (p->icmp_err) {
 		if (related(skb, p, dir, &ck)) {
 			count(PN_CNT_RELATED);
@@ -522,9 +639,9 @@ static __noinline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct
 		pv = bpf_map_lookup_elem(&pn_policy, &pk);
 	}
 	if (!pv)
-		return drop(PN_DROP_NO_POLICY, dir, ifindex, ep, peer, 0, p);
+		return drop_reply(PN_DROP_NO_POLICY, dir, ifindex, ep, peer, 0, p, is_reply);
 	if (pv->verdict != PN_VERDICT_ALLOW && pv->verdict != PN_VERDICT_AUDIT)
-		return drop(PN_DROP_POLICY, dir, ifindex, ep, peer, pv->rule_id, p);
+		return drop_reply(PN_DROP_POLICY, dir, ifindex, ep, peer, pv->rule_id, p, is_reply);
 
 	nv = bpf_map_lookup_elem(&pn_scratch, &zero);
 	if (!nv)
@@ -534,13 +651,13 @@ static __noinline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct
 	nv->packets = 1;
 	nv->bytes = skb->len;
 	nv->rule_id = pv->rule_id;
-	nv->origin = dir;
+	nv->origin = is_reply && ct ? ct->origin : dir; /* a reply keeps the connection's origin */
 	nv->closing = (p->tcp_flags & (TCP_FIN | TCP_RST)) ? 1 : 0;
 	nv->expires_ns = now + lifetime(p, nv->closing);
 	bpf_map_update_elem(&pn_ct, &ck, nv, BPF_ANY);
 	count(PN_CNT_NEW_CONN);
 	count(PN_CNT_FORWARDED);
-	emit(PN_EVENT_POLICY_VERDICT, pv->verdict, 0, dir, ifindex, ep, peer, pv->rule_id, 1, p);
+	emit(PN_EVENT_POLICY_VERDICT, pv->verdict, 0, dir, ifindex, ep, peer, pv->rule_id, 1, p, is_reply);
 	return TC_ACT_OK;
 }
 

@@ -4,8 +4,10 @@ One ``inet`` table per node (default ``podnet``) with sets and verdict maps (see
 changes are ``nft -f`` transactions, so each update is atomic. Conntrack is the kernel's
 (``ct state established,related accept``): replies and established connections pass without a
 policy lookup. Anti-spoofing runs at prerouting (MAC and address per pod interface). Counters:
-``spoofed``, ``no_policy`` and one per rule chain. No ring-buffer events: rule chains' counters say
-which rule decided how often.
+``spoofed``, ``no_policy`` and one per rule chain. Events: with ``log_group``, every packet a rule
+chain, anti-spoofing or a missing entry decides is also logged to that NFLOG group with a prefix
+naming the rule (:mod:`.nflog`, :mod:`.events`); only packets that are not part of an established
+connection reach those chains.
 
 The kernel table is the state: a new object reads the map elements back (``nft -j``) on its first
 change, so a restarted agent writes only differences, and the table keeps enforcing meanwhile.
@@ -15,25 +17,35 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 import subprocess
+import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from podnet.errors import PodnetError
+from podnet.k8s.model import IPAddress
 from podnet.policy.compiler import RuleRef
-from podnet.policy.identity import IdentityTable
+from podnet.policy.identity import WORLD_V4, WORLD_V6, IdentityTable
 from podnet.policy.mapimage import MapImage
 
 from ..ebpf.audit import Audit, enforced_image
 from ..ebpf.codecs import rule_text
 from ..ebpf.datapath import Endpoint, SyncStats
+from ..ebpf.events import DatapathEvent
+from ..ebpf.system import in_netns
+from .events import EventAggregator
+from .nflog import NflogSocket
 from .render import (
     AddressPlan,
     Elements,
     ElemKey,
     address_plan,
+    chain_rule,
     endpoint_elements,
     parse_json_key,
+    parse_verdict_chain,
     render_key,
     table_script,
 )
@@ -53,9 +65,10 @@ class _EndpointState:
 class NftDatapath:
     """Same calls as :class:`podnet.datapath.ebpf.EbpfDatapath`; ``netns`` names where to run ``nft``."""
 
-    def __init__(self, netns: str | None = None, table: str = "podnet") -> None:
+    def __init__(self, netns: str | None = None, table: str = "podnet", log_group: int | None = None) -> None:
         self.netns = netns
         self.table = table
+        self.log_group = log_group
         self._loaded = False
         self._plan = AddressPlan({})
         self._endpoints: dict[str, _EndpointState] = {}
@@ -63,6 +76,10 @@ class NftDatapath:
         self._rule_ids: dict[RuleRef, int] = {}
         self.rules: dict[int, RuleRef] = {}
         self._chains: set[str] = set()
+        self._identities: IdentityTable | None = None
+        self._ep_identity: dict[int, int] = {}  # ifindex → the pod's identity, for events
+        self._log: NflogSocket | None = None
+        self._agg = EventAggregator()
 
     # -- running nft -----------------------------------------------------------------------------
 
@@ -88,18 +105,40 @@ class NftDatapath:
     # -- lifecycle -------------------------------------------------------------------------------
 
     def ensure_loaded(self) -> None:
-        """Create the table, sets, maps and chains (idempotent; the maps' elements are kept)."""
+        """Create the table, sets, maps and chains (idempotent; the maps' elements are kept).
+
+        The fixed chains and the verdict chains that exist already are rewritten in the same
+        transaction (so their log group is this object's): no packet sees a chain half-written.
+        """
         if self._loaded:
             return
-        self._nft("-f", "-", script=table_script(self.table))
+        existing: list[str] = []
         for item in self._json("list", "chains", "inet"):
             chain = item.get("chain")
-            if chain and chain.get("table") == self.table and str(chain["name"]).startswith("pn_r"):
-                self._chains.add(str(chain["name"]))
+            if chain and chain.get("table") == self.table and parse_verdict_chain(str(chain["name"])) is not None:
+                existing.append(str(chain["name"]))
+        script = table_script(self.table, self.log_group)
+        for name in existing:
+            script += f"flush chain inet {self.table} {name}\n"
+            script += f"add rule inet {self.table} {name} {chain_rule(name, self.log_group)}\n"
+        if self.log_group is not None and self._log is None:  # first: a group taken elsewhere changes nothing
+            with in_netns(self.netns):
+                self._log = NflogSocket(self.log_group)
+        try:
+            self._nft("-f", "-", script=script)
+        except NftError:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+            raise
+        self._chains = set(existing)
         self._loaded = True
 
     def close(self) -> None:
-        """Forget this process's view; the table keeps enforcing."""
+        """Forget this process's view and close the NFLOG socket; the table keeps enforcing."""
+        if self._log is not None:
+            self._log.close()
+            self._log = None
         self._loaded = False
         self._actual = None
         self._endpoints.clear()
@@ -115,9 +154,17 @@ class NftDatapath:
 
     # -- endpoints -------------------------------------------------------------------------------
 
+    def ifindex(self, host_veth: str) -> int:
+        with in_netns(self.netns):
+            try:
+                return socket.if_nametoindex(host_veth)
+            except OSError as e:
+                raise NftError(f"no interface {host_veth!r} in netns {self.netns or '(own)'}") from e
+
     def attach(self, endpoint: Endpoint) -> str:
         self.ensure_loaded()
         name = endpoint.host_veth
+        self._ep_identity[self.ifindex(name)] = endpoint.identity
         t = self.table
         lines = [
             f"delete element inet {t} ep_mac {{ {e} }}"
@@ -138,6 +185,11 @@ class NftDatapath:
             lines.append(f'add element inet {t} ep_v6 {{ "{name}" . {endpoint.ipv6} }}')
         self._run(lines)
         return name
+
+    def endpoint_names(self) -> list[str]:
+        """The host veths in the table's ``endpoints`` set."""
+        self.ensure_loaded()
+        return [e.strip('"') for e in self._set_elements("endpoints")]
 
     def _set_elements(self, name: str) -> list[str]:
         out: list[str] = []
@@ -208,9 +260,8 @@ class NftDatapath:
                 if have.get(k) != v:
                     target = v.split()[1]
                     if target not in self._chains and target not in new_chains:
-                        verdict = "counter drop" if target.endswith("_deny") else "counter return"
                         chains.append(f"add chain inet {self.table} {target}")
-                        chains.append(f"add rule inet {self.table} {target} {verdict}")
+                        chains.append(f"add rule inet {self.table} {target} {chain_rule(target, self.log_group)}")
                         new_chains.add(target)
                     if k in have:
                         deletes.append(f"delete element inet {self.table} {m} {{ {render_key(m, k)} }}")
@@ -238,6 +289,7 @@ class NftDatapath:
     def sync_identities(self, identities: IdentityTable) -> SyncStats:
         """Recompute the address intervals; endpoints whose rows depend on them are rewritten."""
         self.ensure_loaded()
+        self._identities = identities
         plan = address_plan(identities.address_identity, identities.cidr_identity)
         if plan == self._plan:
             return SyncStats(0, 0)
@@ -257,9 +309,38 @@ class NftDatapath:
         return stats
 
     def counters(self) -> dict[str, int]:
+        """The table's named counters (``spoofed``, ``no_policy``) and the event reader's counts."""
         out: dict[str, int] = {}
         for item in self._json("list", "counters", "table", "inet", self.table):
             c = item.get("counter")
             if c:
                 out[str(c["name"])] = int(c["packets"])
+        out["events_lost"] = self._log.lost if self._log is not None else 0
+        out["events_aggregated"] = self._agg.aggregated
         return out
+
+    # -- events ----------------------------------------------------------------------------------
+
+    def _peer_identity(self, addr: IPAddress) -> int:
+        if self._identities is None:
+            return WORLD_V4 if addr.version == 4 else WORLD_V6
+        return self._identities.identity_of_address(addr)
+
+    def events(self, timeout: float = 0.0) -> Iterator[DatapathEvent]:
+        """Decisions logged to ``log_group`` as they arrive, until ``timeout`` seconds pass (none without a
+        group). The NFLOG socket is bound in the table's netns by :meth:`ensure_loaded`."""
+        if self.log_group is None:
+            return
+        self.ensure_loaded()
+        assert self._log is not None
+        deadline = time.monotonic() + timeout
+        while True:
+            packets = self._log.read(max(0.0, deadline - time.monotonic()))
+            now = time.monotonic_ns()
+            offset = time.time_ns() - now
+            for pkt in packets:
+                event = self._agg.event(pkt, now, self._ep_identity, self._peer_identity, self.rules, offset)
+                if event is not None:
+                    yield event
+            if time.monotonic() >= deadline:
+                return

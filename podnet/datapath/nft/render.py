@@ -24,6 +24,7 @@ from podnet.policy.mapimage import WILDCARD
 
 from ..ebpf.audit import Enforced
 from ..ebpf.codecs import VERDICT_ALLOW, VERDICT_AUDIT, other_protocol_row
+from .nflog import prefix as nflog_prefix
 
 Span = tuple[int, int]
 Part = str | int | Span
@@ -51,12 +52,48 @@ def wild_other_map(direction: Direction) -> str:
     return f"wild_other_{direction}"
 
 
-def verdict_chain(rule_id: int, code: int) -> str:
-    return f"pn_r{rule_id}_{'allow' if code == VERDICT_ALLOW else 'audit' if code == VERDICT_AUDIT else 'deny'}"
+def verdict_name(code: int) -> str:
+    return "allow" if code == VERDICT_ALLOW else "audit" if code == VERDICT_AUDIT else "deny"
 
 
-def table_script(table: str) -> str:
-    """The table, created empty; ``add`` everywhere, so running it on an existing table changes nothing."""
+def verdict_chain(rule_id: int, code: int, direction: Direction) -> str:
+    """``pn_r<id>_<e|i>_<allow|audit|deny>``: one chain per rule, direction and verdict."""
+    return f"pn_r{rule_id}_{direction[0]}_{verdict_name(code)}"
+
+
+def parse_verdict_chain(name: str) -> tuple[int, str, str] | None:
+    """(rule id, "e"/"i", verdict) of a chain named by :func:`verdict_chain`; None for other names."""
+    parts = name.split("_")
+    if len(parts) != 4 or parts[0] != "pn" or not parts[1].startswith("r") or not parts[1][1:].isdigit():
+        return None
+    if parts[2] not in ("e", "i") or parts[3] not in ("allow", "audit", "deny"):
+        return None
+    return int(parts[1][1:]), parts[2], parts[3]
+
+
+def log_statement(log_group: int | None, kind: str, direction: str = "", rule_id: int = 0) -> str:
+    """``log prefix "pn <kind> ..." group N `` (empty without a group): the packet goes to NFLOG."""
+    if log_group is None:
+        return ""
+    return f'log prefix "{nflog_prefix(kind, rule_id, direction)}" group {log_group} '
+
+
+def chain_rule(name: str, log_group: int | None) -> str:
+    """The one rule of a verdict chain: count, log (with a group), then drop (deny) or return."""
+    parsed = parse_verdict_chain(name)
+    if parsed is None:
+        raise ValueError(f"not a verdict chain: {name}")
+    rule_id, direction, verdict = parsed
+    end = "drop" if verdict == "deny" else "return"
+    return f"counter {log_statement(log_group, verdict, direction, rule_id)}{end}"
+
+
+def table_script(table: str, log_group: int | None = None) -> str:
+    """The table, created empty; ``add`` everywhere, so running it on an existing table changes nothing.
+
+    With ``log_group``, drops by anti-spoofing and for a missing policy entry go to that NFLOG group too.
+    """
+    mac_log, ip_log = log_statement(log_group, "spoof-mac", "e"), log_statement(log_group, "spoof-ip", "e")
     lines = [f"add table inet {table}"]
     for name, typ in (
         ("endpoints", "ifname"),
@@ -85,11 +122,13 @@ def table_script(table: str) -> str:
     lines.append(f"flush chain inet {table} anti_spoof")
     lines += [
         f"add rule inet {table} anti_spoof iifname != @endpoints return",
-        f'add rule inet {table} anti_spoof iifname . ether saddr != @ep_mac counter name "spoofed" drop',
-        f'add rule inet {table} anti_spoof meta nfproto ipv4 iifname . ip saddr != @ep_v4 counter name "spoofed" drop',
+        f'add rule inet {table} anti_spoof iifname . ether saddr != @ep_mac counter name "spoofed" {mac_log}drop',
+        f"add rule inet {table} anti_spoof meta nfproto ipv4 iifname . ip saddr != @ep_v4 "
+        f'counter name "spoofed" {ip_log}drop',
         f"add rule inet {table} anti_spoof icmpv6 type {{ nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert }}"
         " return",
-        f'add rule inet {table} anti_spoof meta nfproto ipv6 iifname . ip6 saddr != @ep_v6 counter name "spoofed" drop',
+        f"add rule inet {table} anti_spoof meta nfproto ipv6 iifname . ip6 saddr != @ep_v6 "
+        f'counter name "spoofed" {ip_log}drop',
     ]
     for d, dev, addr in (("egress", "iifname", "daddr"), ("ingress", "oifname", "saddr")):
         chain = f"{d}_check"
@@ -109,7 +148,8 @@ def table_script(table: str) -> str:
                 f"{dev} . {ipx} {addr} vmap @{other_map(d, fam)}"
             )
         lines.append(f"add rule inet {table} {chain} meta l4proto != {PORT_PROTOCOLS} {dev} vmap @{wild_other_map(d)}")
-        lines.append(f'add rule inet {table} {chain} counter name "no_policy" drop')
+        no_policy_log = log_statement(log_group, "no-policy", d[0])
+        lines.append(f'add rule inet {table} {chain} counter name "no_policy" {no_policy_log}drop')
     lines += [
         f"flush chain inet {table} pn_policy",
         f"add rule inet {table} pn_policy ct state established,related accept",
@@ -180,27 +220,27 @@ def endpoint_elements(
     """Every map element of one endpoint; ``rows`` is ``audit.enforced_image(image, ...)``."""
     out: Elements = {}
 
-    def put(m: str, key: ElemKey, row: tuple[Decision, int]) -> None:
-        out.setdefault(m, {})[key] = f"goto {verdict_chain(rule_id(row[0].rule), row[1])}"
+    def put(m: str, key: ElemKey, row: tuple[Decision, int], direction: Direction) -> None:
+        out.setdefault(m, {})[key] = f"goto {verdict_chain(rule_id(row[0].rule), row[1], direction)}"
 
     groups: dict[tuple[Direction, int], list[tuple[Decision, int]]] = {}
     for key in sorted(rows):
         row = rows[key]
         groups.setdefault((key.direction, key.peer), []).append(row)
         if key.peer == WILDCARD:
-            put(wild_map(key.direction), (ifname, key.protocol, (key.lo, key.hi)), row)
+            put(wild_map(key.direction), (ifname, key.protocol, (key.lo, key.hi)), row, key.direction)
             continue
         for fam, spans in plan.intervals.get(key.peer, {}).items():
             for span in spans:
-                put(exact_map(key.direction, fam), (ifname, span, key.protocol, (key.lo, key.hi)), row)
+                put(exact_map(key.direction, fam), (ifname, span, key.protocol, (key.lo, key.hi)), row, key.direction)
     for (direction, peer), group in groups.items():
         other = other_protocol_row(group)
         if peer == WILDCARD:
-            put(wild_other_map(direction), (ifname,), other)
+            put(wild_other_map(direction), (ifname,), other, direction)
             continue
         for fam, spans in plan.intervals.get(peer, {}).items():
             for span in spans:
-                put(other_map(direction, fam), (ifname, span), other)
+                put(other_map(direction, fam), (ifname, span), other, direction)
     return out
 
 

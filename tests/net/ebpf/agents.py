@@ -5,8 +5,11 @@ datagrams, and logs every UDP payload and every raw SCTP packet (the kernel may 
 so SCTP is observed with a raw socket) to LOG, one JSON line each. Prints ``ready`` once bound.
 
 probe.py JSON: runs the probes concurrently and prints one JSON list of results. A probe is
-``{"kind": "tcp"|"udp"|"sctp"|"raw_udp"|"raw_eth"|"raw_arp", "dst", "port", ...}``; tcp/udp report whether a
-reply came back, the others only send (their delivery is read from the server's log).
+``{"kind": "tcp"|"udp"|"sctp"|"raw_udp"|"raw_eth"|"raw_eth6"|"raw_arp", "dst", "port", ...}``; tcp/udp report
+whether a reply came back, the others only send (their delivery is read from the server's log). tcp/udp with
+``"ext6": true`` send over IPv6 with a hop-by-hop and a destination options header (sticky socket options);
+raw_eth6 sends one UDP datagram in an Ethernet frame behind hop-by-hop, routing (type 0, no segments
+left), fragment (atomic) and destination options headers.
 
 hold.py DST PORT: opens one TCP connection, prints ``connected``, then for each line on stdin sends
 it and prints ``echo`` when it comes back (``error ...`` otherwise): a long-lived connection.
@@ -79,10 +82,17 @@ def csum(b):
 def ip_header(src, dst, proto, length):
     return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + length, 0, 0x4000, 64, proto, 0,
                        socket.inet_aton(src), socket.inet_aton(dst))
+PADN = bytes([0, 0, 1, 4, 0, 0, 0, 0])  # an 8-byte options header holding one PadN option
+def ext6(s):
+    s.setsockopt(socket.IPPROTO_IPV6, 54, PADN)  # IPV6_HOPOPTS
+    s.setsockopt(socket.IPPROTO_IPV6, 59, PADN)  # IPV6_DSTOPTS
 def run(i, p):
     t = p.get("timeout", 1.0)
     try:
-        if p["kind"] == "tcp":
+        if p["kind"] == "tcp" and p.get("ext6"):
+            s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM); ext6(s); s.settimeout(t)
+            s.connect((p["dst"], p["port"])); ok = s.recv(16) == b"ok"; s.close(); results[i] = ok
+        elif p["kind"] == "tcp":
             s = socket.create_connection((p["dst"], p["port"]), timeout=t)
             s.settimeout(t); ok = s.recv(16) == b"ok"; s.close(); results[i] = ok
         elif p["kind"] == "bulk":  # send p["bytes"] and read the echo back: a bulk transfer both ways
@@ -101,6 +111,7 @@ def run(i, p):
         elif p["kind"] == "udp":
             family = socket.AF_INET6 if ":" in p["dst"] else socket.AF_INET
             s = socket.socket(family, socket.SOCK_DGRAM); s.settimeout(t)
+            if p.get("ext6"): ext6(s)
             s.sendto(p["data"].encode(), (p["dst"], p["port"]))
             data, _ = s.recvfrom(65535); results[i] = data == b"ok:" + p["data"].encode(); s.close()
         elif p["kind"] == "raw_udp":
@@ -118,6 +129,22 @@ def run(i, p):
             s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
             s.bind(("eth0", 0))
             s.send(frame + b"\x08\x00" + bytes(ip) + udp); s.close()
+            results[i] = True
+        elif p["kind"] == "raw_eth6":
+            payload = p["data"].encode()
+            src, dst = socket.inet_pton(socket.AF_INET6, p["src"]), socket.inet_pton(socket.AF_INET6, p["dst"])
+            udp = struct.pack("!HHHH", p.get("sport", 40000 + i), p["port"], 8 + len(payload), 0) + payload
+            pseudo = src + dst + struct.pack("!IxxxB", len(udp), 17)
+            udp = udp[:6] + struct.pack("!H", csum(pseudo + udp) or 0xffff) + udp[8:]
+            exts = bytes([43, 0, 1, 4, 0, 0, 0, 0])  # hop-by-hop (PadN), next: routing
+            exts += bytes([44, 0, 0, 0, 0, 0, 0, 0])  # routing type 0, segments left 0, next: fragment
+            exts += bytes([60, 0, 0, 0]) + struct.pack("!I", 0x5e1f)  # fragment: offset 0, no more; next: dst opts
+            exts += bytes([17, 0, 1, 4, 0, 0, 0, 0])  # destination options (PadN), next: UDP
+            ip6 = struct.pack("!IHBB", 6 << 28, len(exts) + len(udp), 0, 64) + src + dst
+            frame = bytes.fromhex(p["dst_mac"].replace(":", "")) + bytes.fromhex(p["src_mac"].replace(":", ""))
+            s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+            s.bind(("eth0", 0))
+            s.send(frame + b"\x86\xdd" + ip6 + exts + udp); s.close()
             results[i] = True
         elif p["kind"] == "raw_arp":
             mac = lambda m: bytes.fromhex(m.replace(":", ""))

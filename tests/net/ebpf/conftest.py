@@ -27,6 +27,7 @@ TCP_PORTS = [5432, 8000, 8080, 8081, 9000]
 UDP_PORTS = [53, 5353]
 SCTP_PORTS = [7777]
 NAMESPACE = "shop"
+NFT_LOG_GROUP = 7  # the node is a namespace of its own: no other listener on the group
 # declared ports, for named-port rules: db serves its DNS-like service on UDP 5353 as "dns"
 CONTAINER_PORTS: dict[str, list[dict[str, Any]]] = {"db": [{"name": "dns", "containerPort": 5353, "protocol": "UDP"}]}
 
@@ -47,7 +48,7 @@ class Lab:
 
     def open(self) -> Any:
         if self.backend == "nft":
-            self.dp = NftDatapath(netns=self.topo.node)
+            self.dp = NftDatapath(netns=self.topo.node, log_group=NFT_LOG_GROUP)
         else:
             self.dp = EbpfDatapath(self.pin_dir, netns=self.topo.node)
         self.dp.ensure_loaded()

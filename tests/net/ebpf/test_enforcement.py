@@ -11,6 +11,8 @@ import time
 from typing import Any
 
 from podnet.datapath.ebpf import DatapathEvent
+from podnet.datapath.ebpf.codecs import CT_VALUE, CtEntry
+from podnet.flows.decoder import Enricher, decode
 from podnet.k8s.model import Protocol
 from podnet.policy.compiler import CompiledPolicy, Decision
 from podnet.policy.mapimage import map_image
@@ -208,6 +210,42 @@ def test_ipv6_connections_match_compiler(lab: Lab) -> None:
     assert (6, 6) in ends
 
 
+EXT_CASES: list[Case] = [
+    ("client", "db", "UDP", 5353),
+    ("client", "db", "UDP", 53),
+    ("web", "db", "TCP", 5432),
+    ("client", "db", "TCP", 9000),
+    ("client", "web", "TCP", 8081),
+]
+
+
+def test_ipv6_ports_are_found_behind_extension_headers(lab: Lab) -> None:
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    assert lab.dp is not None
+    drain(lab)
+    # hop-by-hop and destination options headers (the sockets' sticky options) before TCP and UDP
+    got = {}
+    for c in EXT_CASES:
+        src, dst, proto, port = c
+        probe = {"kind": proto.lower(), "dst": str(lab.topo.pods[dst].ip6), "port": port, "ext6": True,
+                 "data": f"ext-{secrets.token_hex(4)}"}  # fmt: skip
+        got[c] = lab.topo.probe(src, [probe])[0]
+    want = {c: verdict(lab, compiled, c).allowed for c in EXT_CASES}
+    assert got == want and set(want.values()) == {True, False}
+    events = list(lab.dp.events(timeout=0.3))
+    client, db = lab.topo.pods["client"], lab.topo.pods["db"]
+    denied = _events_for(events, lab.dp.ifindex(client.host_veth), "egress", str(client.ip6), str(db.ip6), 53, 17)
+    _check_side(denied, verdict(lab, compiled, ("client", "db", "UDP", 53)).egress, "UDP 53 behind extension headers")
+    # a raw frame: hop-by-hop, routing, an atomic fragment and destination options, then UDP
+    frame = {"kind": "raw_eth6", "src": str(client.ip6), "dst": str(db.ip6), "src_mac": client.mac,
+             "dst_mac": client.host_mac}  # fmt: skip
+    allowed, dropped = f"ext-ok-{secrets.token_hex(4)}", f"ext-no-{secrets.token_hex(4)}"
+    lab.topo.probe("client", [{**frame, "port": 5353, "data": allowed}, {**frame, "port": 53, "data": dropped}])
+    assert lab.topo.wait_logged("db", allowed, timeout=2.0), "the allowed port behind four extension headers"
+    assert not lab.topo.wait_logged("db", dropped, timeout=0.5)
+
+
 def test_local_pods_are_reached_by_redirect_without_the_node_routing(lab: Lab) -> None:
     compiled = lab.compile(POLICIES_V1)
     lab.apply(compiled)
@@ -235,6 +273,18 @@ def test_fragmented_datagrams_are_judged_by_their_ports(lab: Lab) -> None:
         probe = {"kind": "udp", "dst": str(db.ip), "port": 53, "data": f"{src}-{secrets.token_hex(4)}-{big}"}
         assert lab.topo.probe(src, [probe]) == [want], src
     assert lab.dp is not None and lab.dp.maps["pn_frags"].key_list()  # first fragments left their ports
+
+
+def test_ipv6_fragmented_datagrams_are_judged_by_their_ports(lab: Lab) -> None:
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    db = lab.topo.pods["db"]
+    big = "x" * 4000  # three IPv6 fragments (fragment extension headers) on a 1500-byte MTU, each way
+    for src, want in (("web", True), ("client", False)):
+        assert verdict(lab, compiled, (src, "db", "UDP", 53)).allowed is want
+        probe = {"kind": "udp", "dst": str(db.ip6), "port": 53, "data": f"{src}-{secrets.token_hex(4)}-{big}"}
+        assert lab.topo.probe(src, [probe]) == [want], src
+    assert lab.dp is not None and lab.dp.maps["pn_frags6"].key_list()  # first fragments left their ports
 
 
 def test_traffic_from_another_node_meets_the_destination_ingress(lab: Lab) -> None:
@@ -408,6 +458,39 @@ def test_events_carry_verdict_and_the_deciding_rule(lab: Lab) -> None:
     # the deciding rules are named: a NetworkPolicy rule and the isolation default deny both appear
     kinds = {e.rule.kind for e in events if e.rule is not None}
     assert {"NetworkPolicy", "isolation", "AdminNetworkPolicy", "BaselineAdminNetworkPolicy"} <= kinds
+
+
+def test_a_reply_judged_after_its_entry_expired_is_marked_as_reply(lab: Lab) -> None:
+    """is_reply comes from conntrack: the entry (expired, not yet evicted) says who opened the connection."""
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    assert lab.dp is not None and verdict(lab, compiled, ("client", "db", "UDP", 5353)).allowed
+    drain(lab)
+    client, db = lab.topo.pods["client"], lab.topo.pods["db"]
+    sport = 20000 + secrets.randbelow(20000)
+    opener = {"kind": "raw_udp", "src": str(client.ip), "dst": str(db.ip), "port": 5353, "sport": sport, "data": "o"}
+    lab.topo.probe("client", [opener])
+    opened = [e for e in lab.dp.events(timeout=0.3) if e.type == "policy-verdict" and e.sport == sport]
+    assert sorted((e.direction, e.is_reply) for e in opened) == [("egress", False), ("ingress", False)]
+    # the db side's entry expires (as after 60 s idle); the db then answers from 5353
+    db_ep = lab.dp.ifindex(db.host_veth)
+    ct = lab.dp.maps["pn_ct"]
+    for key, value in ct.entries():
+        entry = CtEntry.unpack(key, value)
+        if entry.endpoint == db_ep and (entry.lport, entry.rport) == (5353, sport):
+            fields = list(CT_VALUE.unpack(value[: CT_VALUE.size]))
+            fields[1] = 1  # expires_ns
+            ct.update(key, CT_VALUE.pack(*fields))
+            break
+    else:
+        raise AssertionError("no conntrack entry for the opened flow")
+    answer = {"kind": "raw_udp", "src": str(db.ip), "dst": str(client.ip), "port": sport, "sport": 5353, "data": "a"}
+    lab.topo.probe("db", [answer])
+    judged = [e for e in lab.dp.events(timeout=0.3) if e.endpoint == db_ep and e.dport == sport]
+    assert len(judged) == 1 and judged[0].direction == "egress" and judged[0].is_reply, judged
+    want = compiled.decide(lab.identity(compiled, "db"), lab.identity(compiled, "client"), "UDP", sport)
+    assert (judged[0].verdict == "FORWARDED") == (want.egress is None or want.egress.verdict == "allow")
+    assert decode(judged[0], Enricher(), "node", 0).to_json()["is_reply"] is True
 
 
 def test_spoofed_source_is_dropped_and_reported(lab: Lab) -> None:

@@ -20,12 +20,16 @@ def _need_root() -> None:
 
 
 @pytest.fixture
-def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[manager.Lab]:
-    """A 2-node lab brought up with the CLI, in a private lab root; always taken down."""
+def lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> Iterator[manager.Lab]:
+    """A 2-node lab brought up with the CLI, in a private lab root; always taken down.
+
+    Its agents' datapath is ``ebpf`` unless the test parametrizes the fixture
+    (``@pytest.mark.parametrize("lab", ["ebpf", "nft"], indirect=True)``)."""
     monkeypatch.setenv("PODNET_LAB_ROOT", str(tmp_path / "labs"))
     name = f"t{secrets.token_hex(3)}"
+    datapath = str(getattr(request, "param", "ebpf"))
     try:
-        podnet("lab", "up", "--name", name, "--nodes", "2", "--pod-cidr", "10.246.0.0/16")
+        podnet("lab", "up", "--name", name, "--nodes", "2", "--pod-cidr", "10.246.0.0/16", "--datapath", datapath)
         yield manager.load(name)
     finally:
         manager.down(name, say=lambda _m: None)

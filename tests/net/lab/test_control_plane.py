@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
+from typing import Any
 
-from podnet.lab import fabric, manager
+import pytest
+
+from podnet.lab import fabric, manager, procs
 from tests.net.lab.helpers import podnet, pods, wait_for
 
 
+@pytest.mark.parametrize("lab", ["ebpf", "nft"], indirect=True)
 def test_apply_runs_the_shop_on_two_nodes_and_probes_reach_every_declared_port(lab: manager.Lab) -> None:
+    """The same scenario on both datapaths (``lab up --datapath``): the kernel does what the analyzer says,
+    flows name the deciding rules, a killed agent leaves the policy enforced until its restart, and label and
+    policy changes take effect on live pods."""
+    assert lab.datapath in podnet("lab", "list").stdout
     out = podnet("apply", "-f", "examples/shop", "--name", lab.name).stdout
     assert "deployment/frontend created" in out and "networkpolicy/backend created" in out
 
@@ -44,6 +54,48 @@ def test_apply_runs_the_shop_on_two_nodes_and_probes_reach_every_declared_port(l
     assert reaches("monitoring/prometheus-0", "outside", 443)
     assert reaches("monitoring/prometheus-0", "outside", 53, "UDP")
     assert not reaches("web/frontend-0", "outside", 443)  # its egress allows only the backend
+
+    # Flows: both sides of an allowed connection name their rules, a drop names the isolating policy.
+    def flows(*args: str) -> list[dict[str, Any]]:
+        out = podnet("observe", "--name", lab.name, "-o", "json", "--last", "100000", *args).stdout
+        return [json.loads(line)["flow"] for line in out.splitlines()]
+
+    assert reaches("web/frontend-1", "api/backend-0", 9000)
+    wanted = ("--from-pod", "web/frontend-1", "--to-pod", "api/backend-0", "--port", "9000")
+    wait_for(lambda: len(flows(*wanted)) >= 2, "both sides' flows")
+    by_side = {f["traffic_direction"]: f for f in flows(*wanted)}
+    assert by_side["INGRESS"]["allowed_by"] == [
+        {"kind": "NetworkPolicy", "namespace": "api", "name": "backend", "direction": "ingress", "rule": 0}
+    ]
+    assert by_side["EGRESS"]["allowed_by"][0]["name"] == "frontend"
+    assert all(f["verdict"] == "FORWARDED" and f["l4"]["TCP"]["flags"] == {"SYN": True} for f in by_side.values())
+    assert not reaches("web/frontend-0", "data/postgres-0", 5432)
+    dropped = ("--from-pod", "web/frontend-0", "--to-pod", "data/postgres-0", "--port", "5432")
+    wait_for(lambda: flows(*dropped), "the drop's flow")
+    drop = flows(*dropped)[0]
+    assert (drop["verdict"], drop["drop_reason_desc"]) == ("DROPPED", "POLICY_DENIED")
+    assert drop["traffic_direction"] == "EGRESS"
+    assert drop["denied_by"][0]["kind"] == "isolation" and drop["denied_by"][0]["isolated_by"] == ["web/frontend"]
+
+    # Fail closed: with an agent killed, its node keeps enforcing; the restarted one re-syncs without a gap.
+    old = manager.load(lab.name).procs["agent/node0"]
+    os.kill(old.pid, signal.SIGKILL)
+    wait_for(lambda: not procs.alive(old), "the agent to die")
+    assert json.loads(podnet("connectivity", "test", "-o", "json", "--name", lab.name, "--timeout", "1").stdout) == {
+        "probes": 58,
+        "differences": [],
+    }
+    podnet("lab", "restart-agent", "--node", "node0", "--name", lab.name)
+    test = json.loads(podnet("connectivity", "test", "-o", "json", "--name", lab.name, "--timeout", "1").stdout)
+    assert test == {"probes": 58, "differences": []}
+
+    # A label change and a policy deletion reach the kernel on live pods.
+    podnet("label", "pod", "frontend-0", "app=other", "-n", "web", "--overwrite", "--name", lab.name)
+    wait_for(lambda: not reaches("web/frontend-0", "api/backend-0", 9000), "the label change", 10)
+    podnet("delete", "networkpolicy", "backend", "-n", "api", "--name", lab.name)
+    wait_for(lambda: reaches("monitoring/prometheus-0", "api/backend-0", 9000), "the deletion to open 9000", 10)
+    test = json.loads(podnet("connectivity", "test", "-o", "json", "--name", lab.name, "--timeout", "1").stdout)
+    assert test["differences"] == []
 
 
 def test_policy_and_label_changes_take_effect_on_live_pods(lab: manager.Lab) -> None:

@@ -7,9 +7,15 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from podnet.agent.nftpath import NftPolicyDatapath
+from podnet.datapath.nft import NftDatapath
+from podnet.datapath.nft.nflog import NflogError
 from podnet.policy.mapimage import map_image
+from tests.net.ebpf import test_enforcement as ebpf
 from tests.net.ebpf.agents import HOLD
-from tests.net.ebpf.conftest import Lab
+from tests.net.ebpf.conftest import NFT_LOG_GROUP, Lab
 from tests.net.ebpf.test_enforcement import (
     POLICIES_AUDIT,
     POLICIES_V1,
@@ -17,6 +23,7 @@ from tests.net.ebpf.test_enforcement import (
     Case,
     all_cases,
     assert_matches_compiler,
+    drain,
     run_cases,
     verdict,
 )
@@ -88,6 +95,32 @@ def test_nft_spoofed_source_is_dropped_and_counted(lab: Lab) -> None:
     assert lab.dp.counters()["spoofed"] == before + 1
 
 
+def test_nft_spoofed_source_is_reported(lab: Lab) -> None:
+    lab.apply(lab.compile(POLICIES_V1))
+    drain(lab)
+    client, web = lab.topo.pods["client"], lab.topo.pods["web"]
+    fake = "10.200.0.98"
+    lab.topo.probe("client", [{"kind": "raw_udp", "src": fake, "dst": str(web.ip), "port": 5353, "data": "s"}])
+    spoof = [e for e in lab.dp.events(timeout=0.5) if e.type == "drop"]
+    assert [(e.drop_reason, e.drop_reason_desc, str(e.source), e.dport) for e in spoof] == [
+        (132, "spoofed source", fake, 5353)
+    ]
+    assert spoof[0].endpoint == lab.dp.ifindex(client.host_veth) and spoof[0].direction == "egress"
+
+
+# The eBPF datapath's event tests, as they are, against the NFLOG events of the nftables backend.
+def test_nft_events_carry_verdict_and_the_deciding_rule(lab: Lab) -> None:
+    ebpf.test_events_carry_verdict_and_the_deciding_rule(lab)
+
+
+def test_nft_drops_of_one_flow_are_aggregated(lab: Lab) -> None:
+    ebpf.test_drops_of_one_flow_are_aggregated(lab)
+
+
+def test_nft_an_endpoint_without_policy_rows_fails_closed(lab: Lab) -> None:
+    ebpf.test_an_endpoint_without_policy_rows_fails_closed(lab)
+
+
 def test_nft_policy_change_writes_only_the_diff_and_keeps_open_connections(lab: Lab) -> None:
     v1 = lab.compile(POLICIES_V1)
     lab.apply(v1)
@@ -143,3 +176,52 @@ def test_nft_destroy_removes_the_table_only(lab: Lab) -> None:
     ruleset = _table(lab)
     assert "podnet" not in ruleset and "someone_else" in ruleset
     assert all(run_cases(lab, [("client", "db", "TCP", 9000)]).values())
+
+
+def test_nft_policy_datapath_restarts_without_writes_and_detaches_what_is_gone(lab: Lab) -> None:
+    """The agent's adapter on a table of its own in the node: a second object converges with no writes, and an
+    endpoint whose interface went away while no agent ran is found and removed."""
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    table = f"podnet_t{secrets.token_hex(3)}"
+    db = lab.topo.pods["db"]
+    ident = lab.identity(compiled, "db")
+    image = map_image(compiled, ident)
+    first = NftPolicyDatapath("t", netns=lab.topo.node, table=table, events=False)
+    try:
+        first.ensure_loaded()
+        first.sync_identities(compiled.identities)
+        ifindex = first.attach_pod(db.host_veth, db.mac, ident, [str(db.ip), str(db.ip6)])
+        assert first.apply_pod_image(ifindex, image).written > 0
+        lab.topo.ns_exec(lab.topo.node, "nft", "add", "element", "inet", table, "endpoints", '{ "pngone0000" }')
+        first.close()  # the agent stops: the table stays
+        second = NftPolicyDatapath("t", netns=lab.topo.node, table=table, events=False)
+        second.ensure_loaded()
+        second.sync_identities(compiled.identities)
+        assert second.attach_pod(db.host_veth, db.mac, ident, [str(db.ip), str(db.ip6)]) == ifindex
+        stats = second.apply_pod_image(ifindex, image)
+        assert (stats.written, stats.deleted) == (0, 0)
+        attached = second.attached()
+        gone = [i for i in attached if i < 0]
+        assert ifindex in attached and len(gone) == 1
+        second.detach_pod(gone[0])
+        assert (
+            "pngone0000" not in lab.topo.ns_exec(lab.topo.node, "nft", "list", "set", "inet", table, "endpoints").stdout
+        )
+        assert_matches_compiler(lab, compiled, [("web", "db", "TCP", 5432), ("client", "db", "TCP", 5432)])
+        second.destroy()
+        assert table not in _table(lab)
+    finally:
+        lab.topo.ns_exec(lab.topo.node, "nft", "delete", "table", "inet", table, check=False)
+
+
+def test_nft_ipv6_ports_are_found_behind_extension_headers(lab: Lab) -> None:
+    ebpf.test_ipv6_ports_are_found_behind_extension_headers(lab)
+
+
+def test_nft_a_taken_log_group_fails_with_its_number_and_changes_nothing(lab: Lab) -> None:
+    lab.dp.ensure_loaded()  # holds NFT_LOG_GROUP in the node's namespace
+    other = NftDatapath(netns=lab.topo.node, table="podnet_other", log_group=NFT_LOG_GROUP)
+    with pytest.raises(NflogError, match=f"nflog group {NFT_LOG_GROUP}: bind"):
+        other.ensure_loaded()
+    assert "podnet_other" not in _table(lab)

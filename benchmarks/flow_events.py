@@ -1,0 +1,117 @@
+"""Flow events per second from each policy datapath: the eBPF ring buffer against nftables' NFLOG.
+
+Builds, in throwaway network namespaces, the routed node of tests/net/ebpf with two pods and, in turn,
+each datapath on it (eBPF first: the baseline, in the same run), with 10 NetworkPolicies isolating the
+server. Then floods the server from the client with new UDP flows to a denied port (every packet a
+new flow: a new source port), and counts the drop events the reader decoded until it caught up (the
+rate is events over the time from the first packet sent to the last event decoded), and those lost
+(eBPF: the ring buffer was full; nft: gaps in NFLOG's sequence numbers, the socket's buffer was full).
+
+    sudo python benchmarks/flow_events.py [--flood 50000] [--repeat 3]
+
+Prints one JSON object: per datapath the medians over rounds, and nft's rate as a ratio of eBPF's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.datapath import FLOOD, FLOOD_PORT, apply, cluster, netns_py  # noqa: E402
+from podnet.datapath.ebpf import EbpfDatapath, ensure_bpffs  # noqa: E402
+from podnet.datapath.ebpf.system import unmount  # noqa: E402
+from podnet.datapath.nft import NftDatapath  # noqa: E402
+from tests.net.ebpf.topology import Topology, sh  # noqa: E402
+
+NFLOG_GROUP = 9  # the node is a namespace of its own
+
+
+def flood(dp: Any, topo: Topology, n: int) -> dict[str, float]:
+    client, server = topo.pods["client"], topo.pods["server"]
+    list(dp.events(timeout=0.1))
+    lost0 = dp.counters()["events_lost"]
+    count = [0]
+    last = [0.0]
+    done = threading.Event()
+
+    def read() -> None:
+        while not done.is_set():
+            for e in dp.events(timeout=0.2):
+                if e.dport == FLOOD_PORT and e.type == "drop":
+                    count[0] += 1
+                    last[0] = time.perf_counter()
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    t0 = time.perf_counter()
+    out = sh(*netns_py(client.netns, FLOOD, str(client.ip), str(server.ip), str(FLOOD_PORT), str(n)))
+    sent_at = time.perf_counter()
+    while time.perf_counter() - max(last[0], sent_at) < 1.0:  # the reader catches up: 1 s without events
+        time.sleep(0.1)
+    done.set()
+    reader.join()
+    return {
+        "packets_sent": int(out.stdout),
+        "send_seconds": sent_at - t0,
+        "events_decoded": count[0],
+        "events_per_second": count[0] / (last[0] - t0) if count[0] else 0.0,
+        "events_lost": dp.counters()["events_lost"] - lost0,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--flood", type=int, default=50000)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("benchmarks/flow_events.py needs root")
+    workdir = Path(tempfile.mkdtemp(prefix="podnet-bench-events-"))
+    topo = Topology(workdir)
+    bpffs = workdir / "bpffs"
+    mounted = False
+    rounds: dict[str, list[dict[str, float]]] = {"ebpf": [], "nft": []}
+    try:
+        topo.create(["client", "server"])
+        mounted = ensure_bpffs(bpffs)
+        compiled = cluster(topo, 10)
+        for _ in range(args.repeat):
+            for name in ("ebpf", "nft"):
+                dp: Any
+                if name == "ebpf":
+                    dp = EbpfDatapath(bpffs / "node", netns=topo.node)
+                else:
+                    dp = NftDatapath(netns=topo.node, table="podnet_bench", log_group=NFLOG_GROUP)
+                dp.ensure_loaded()
+                try:
+                    apply(dp, topo, compiled)
+                    rounds[name].append(flood(dp, topo, args.flood))
+                finally:
+                    dp.destroy()
+    finally:
+        topo.destroy()
+        if mounted:
+            unmount(bpffs)
+        shutil.rmtree(workdir, ignore_errors=True)
+    result: dict[str, Any] = {
+        name: {k: statistics.median(r[k] for r in rs) for k in rs[0]} for name, rs in rounds.items()
+    }
+    result["nft_vs_ebpf_events_per_second"] = result["nft"]["events_per_second"] / result["ebpf"]["events_per_second"]
+    result["rounds"] = rounds
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
