@@ -80,7 +80,7 @@ MAPS: dict[str, tuple[int, int]] = {
     "pn_frags": (12, 4),
     "pn_frags6": (40, 4),
     "pn_counters": (4, COUNTER.size),
-    "pn_scratch": (4, CT_VALUE.size),
+    "pn_scratch": (4, CT_VALUE.size + POLICY_KEY.size),
     "pn_rules": (4, RULE_TEXT_SIZE),
     "pn_events": (0, 0),
 }

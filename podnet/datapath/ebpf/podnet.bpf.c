@@ -109,13 +109,18 @@ struct {
 	__type(value, __u64);
 } pn_counters SEC(".maps");
 
-/* One conntrack value per CPU to build a new entry in: the programs' stack (512 bytes for the whole
- * call chain) has no room left for it. */
+/* Per CPU, room to build a new connection's policy key and conntrack value in: the programs' stack
+ * (512 bytes for the whole call chain) has none left for them. */
+struct pn_scratch_value {
+	struct pn_ct_value ct;
+	struct pn_policy_key pk;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct pn_ct_value);
+	__type(value, struct pn_scratch_value);
 } pn_scratch SEC(".maps");
 
 /* Rule id -> the rule's JSON text, written by userspace so any reader can name the rule of an event. */
@@ -582,9 +587,10 @@ static __noinline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct
 				   const struct pkt *p, __u8 dir)
 {
 	struct pn_ct_key ck = {};
+	struct pn_scratch_value *sc;
 	struct pn_ct_value *nv;
+	struct pn_policy_key *pk;
 	__u32 zero = 0;
-	struct pn_policy_key pk = {};
 	struct pn_policy_value *pv;
 	struct pn_ct_value *ct;
 	__u64 now = bpf_ktime_get_ns();
@@ -624,29 +630,31 @@ static __noinline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct
 		}
 		flow_key(&ck, ifindex, p, dir);
 	}
+	sc = bpf_map_lookup_elem(&pn_scratch, &zero);
+	if (!sc)
+		return TC_ACT_SHOT; /* cannot happen: a per-CPU array always has its entry */
+	pk = &sc->pk;
+	__builtin_memset(sc, 0, sizeof(*sc));
 	peer = peer_identity(p, dir);
-	pk.prefixlen = 96;
-	pk.endpoint = ifindex;
-	pk.peer = peer;
-	pk.direction = dir;
+	pk->prefixlen = 96;
+	pk->endpoint = ifindex;
+	pk->peer = peer;
+	pk->direction = dir;
 	if (p->proto == IPPROTO_TCP || p->proto == IPPROTO_UDP || p->proto == IPPROTO_SCTP) {
-		pk.protocol = p->proto;
-		pk.port = p->dport;
+		pk->protocol = p->proto;
+		pk->port = p->dport;
 	}
-	pv = bpf_map_lookup_elem(&pn_policy, &pk);
+	pv = bpf_map_lookup_elem(&pn_policy, pk);
 	if (!pv) {
-		pk.peer = 0;
-		pv = bpf_map_lookup_elem(&pn_policy, &pk);
+		pk->peer = 0;
+		pv = bpf_map_lookup_elem(&pn_policy, pk);
 	}
 	if (!pv)
 		return drop_reply(PN_DROP_NO_POLICY, dir, ifindex, ep, peer, 0, p, is_reply);
 	if (pv->verdict != PN_VERDICT_ALLOW && pv->verdict != PN_VERDICT_AUDIT)
 		return drop_reply(PN_DROP_POLICY, dir, ifindex, ep, peer, pv->rule_id, p, is_reply);
 
-	nv = bpf_map_lookup_elem(&pn_scratch, &zero);
-	if (!nv)
-		return TC_ACT_SHOT; /* cannot happen: a per-CPU array always has its entry */
-	__builtin_memset(nv, 0, sizeof(*nv));
+	nv = &sc->ct;
 	nv->created_ns = now;
 	nv->packets = 1;
 	nv->bytes = skb->len;

@@ -5,7 +5,6 @@ from __future__ import annotations
 import secrets
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -131,9 +130,7 @@ def test_nft_policy_change_writes_only_the_diff_and_keeps_open_connections(lab: 
         assert hold.stdin is not None and hold.stdout is not None
         assert hold.stdout.readline().strip() == "connected"
         v2 = lab.compile(POLICIES_V2)
-        started = time.monotonic()
-        stats = lab.apply(v2)
-        assert time.monotonic() - started < 1.0
+        stats = lab.apply(v2)  # how fast is measured by benchmarks/, not asserted here
         assert stats["db"][0] > 0 and stats["web"] == (0, 0) and stats["client"] == (0, 0), stats
         assert not verdict(lab, v2, ("web", "db", "TCP", 5432)).allowed
         got = assert_matches_compiler(lab, v2, all_cases())
