@@ -42,6 +42,10 @@ class FilesIn(BaseModel):
         return [ManifestFile(f.name, f.text) for f in self.files]
 
 
+class ApplyIn(FilesIn):
+    policies_only: bool = False
+
+
 class ExplainIn(FilesIn):
     src: str = Field(alias="from", min_length=1)
     dst: str = Field(alias="to", min_length=1)
@@ -87,8 +91,8 @@ def api_router(lab: LabLink) -> APIRouter:
         return {"files": [{"name": f.name, "text": f.text} for f in lab.load()]}
 
     @router.post("/lab/apply")
-    def post_lab_apply(body: FilesIn) -> dict[str, Any]:
-        return {"applied": lab.apply(body.manifest_files())}
+    def post_lab_apply(body: ApplyIn) -> dict[str, Any]:
+        return {"applied": lab.apply(body.manifest_files(), body.policies_only)}
 
     return router
 

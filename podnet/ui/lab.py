@@ -88,12 +88,14 @@ class LabLink:
             files.append(ManifestFile(name, to_yaml(objs)))
         return files
 
-    def apply(self, files: Sequence[ManifestFile]) -> list[dict[str, str]]:
-        """Create or update every object of the files in the lab, as ``podnet apply -f`` does."""
+    def apply(self, files: Sequence[ManifestFile], policies_only: bool = False) -> list[dict[str, str]]:
+        """Create or update every object of the files in the lab, as ``podnet apply -f`` does; with
+        ``policies_only`` only the (Admin/Baseline)NetworkPolicies (the rest is context for validation)."""
         load_cluster(files)  # the analyzer's validation first: a bad manifest changes nothing
         docs, _ = parse_files(files)
+        kinds = POLICY_KINDS if policies_only else tuple(RESOURCES)
         objs = sorted(
-            (d.obj for d in docs if d.obj.get("kind") in RESOURCES),
+            (d.obj for d in docs if d.obj.get("kind") in kinds),
             key=lambda o: APPLY_ORDER.get(str(o.get("kind")), 3),
         )
         client = self.client()

@@ -37,8 +37,16 @@ def test_apply_then_load_round_trip(server: labserver.Server, tmp_path: Path) ->
     assert applied[0]["object"].startswith("namespace/")
     assert {a["result"] for a in applied} == {"created"}
     assert {"networkpolicy/frontend", "adminnetworkpolicy/platform-guardrails"} <= {a["object"] for a in applied}
-    again = client.post("/api/lab/apply", json={"files": SHOP_FILES}).json()["applied"]
-    assert "created" not in {a["result"] for a in again}  # (the server's defaults may count as a change)
+    r = client.post("/api/lab/apply", json={"files": SHOP_FILES, "policies_only": True})
+    again = r.json()["applied"]
+    assert sorted(a["object"] for a in again) == [
+        "adminnetworkpolicy/platform-guardrails",
+        "baselineadminnetworkpolicy/default",
+        "networkpolicy/backend",
+        "networkpolicy/frontend",
+        "networkpolicy/postgres",
+    ]
+    assert "created" not in {a["result"] for a in again}  # (defaults the server added may count as a change)
 
     files = client.get("/api/lab/objects").json()["files"]
     assert [f["name"] for f in files] == ["lab-cluster.yaml", "lab-policies.yaml"]
