@@ -6,9 +6,9 @@ export type Selection =
   | { type: "peer"; path: string; direction: "ingress" | "egress"; rule: number; scope: string }
   | { type: "edge"; path: string; direction: "ingress" | "egress"; rule: number };
 
-const W = 860;
-const BOX_W = 230;
-const MID_W = 190;
+const W = 780;
+const BOX_W = 215;
+const MID_W = 170;
 const BOX_H = 58;
 const GAP = 16;
 const LEFT_X = 8;
@@ -55,7 +55,7 @@ function Box(props: {
   onClick: () => void;
 }) {
   const { x, y, w, box } = props;
-  const label = lines(box.label, 34, 2);
+  const label = lines(box.label, 32, 2);
   const selects = box.selects.length ? `selects ${box.selects.join(", ")}` : box.scope === "any" ? "" : "selects no pod";
   return (
     <g
@@ -76,7 +76,7 @@ function Box(props: {
       ))}
       {selects && (
         <text x={x + 8} y={y + BOX_H - 4} class="selects">
-          {clip(selects, 38)}
+          {clip(selects, 36)}
         </text>
       )}
     </g>
@@ -129,7 +129,7 @@ export function PolicyGraphView(props: {
   eg.forEach((b, i) => pos.set(b.id, [RIGHT_X, yOf(i, eg.length)]));
   const isSel = (type: string, path: string) =>
     selection !== null && selection.type === type && "path" in selection && selection.path === path;
-  const subjectLabel = lines(graph.subject.label, 28, 2);
+  const subjectLabel = lines(graph.subject.label, 25, 2);
   const subjectSelects = graph.subject.selects.length ? graph.subject.selects : ["no pod"];
   const note = (dir: "ingress" | "egress") => {
     if (graph.kind !== "NetworkPolicy") return null;
@@ -211,7 +211,7 @@ export function PolicyGraphView(props: {
           </text>
         ))}
         <text x={MID_X + 8} y={midY + BOX_H + 2} class="selects">
-          {clip(subjectSelects.join(", "), 32)}
+          {clip(subjectSelects.join(", "), 28)}
         </text>
       </g>
       {note("ingress")}
