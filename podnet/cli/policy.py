@@ -90,6 +90,16 @@ def register(sub: Any) -> None:
     p.add_argument("-o", "--output", choices=("text", "json"), default="text")
     p.set_defaults(func=cmd_lint)
 
+    p = psub.add_parser("suggest", help="NetworkPolicies that allow exactly the observed forwarded flows")
+    p.add_argument("--from-flows", required=True, metavar="FILE", help="JSON lines of flows (observe -o json); - stdin")
+    p.add_argument("--namespace", "-n", default=None, metavar="NS", help="only policies for workloads in NS")
+    p.add_argument("--include-audit", action="store_true", help="AUDIT flows (would-be drops) count as allowed")
+    p.add_argument("--cidr-prefix", type=int, default=32, metavar="N", help="group outside IPv4 addresses into /N")
+    p.add_argument("--cidr-prefix-v6", type=int, default=128, metavar="N", help="group outside IPv6 addresses")
+    p.add_argument("--no-check", action="store_true", help="skip the analyzer's check of the suggestion")
+    p.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml")
+    p.set_defaults(func=cmd_suggest)
+
 
 def cmd_verdict(args: argparse.Namespace) -> int:
     resolver = _resolver(args.files)
@@ -166,3 +176,46 @@ def cmd_lint(args: argparse.Namespace) -> int:
     findings = lint_mod.lint(resolver.compiled)
     print(lint_mod.render(findings, args.output))
     return 1 if findings else 0
+
+
+def cmd_suggest(args: argparse.Namespace) -> int:
+    """Policies on stdout; notes, warnings and the analyzer's check on stderr. Exit 1 if the check fails."""
+    from podnet.analyzer.suggest import suggest
+    from podnet.analyzer.suggest_check import check, to_yaml
+    from podnet.flows.export import read_jsonl
+
+    try:
+        if args.from_flows == "-":
+            flows = read_jsonl(sys.stdin)
+        else:
+            with open(args.from_flows, encoding="utf-8") as fh:
+                flows = read_jsonl(fh)
+    except OSError as exc:
+        raise UsageError(f"--from-flows {args.from_flows}: {exc.strerror}") from exc
+    except (ValueError, KeyError) as exc:
+        raise UsageError(f"--from-flows {args.from_flows}: not a file of flows: {exc}") from exc
+    prefix = (args.cidr_prefix, args.cidr_prefix_v6)
+    if not 0 <= prefix[0] <= 32 or not 0 <= prefix[1] <= 128:
+        raise UsageError("--cidr-prefix is 0-32 and --cidr-prefix-v6 0-128")
+    result = suggest(flows, args.namespace, args.include_audit, prefix)
+    if not result.policies:
+        raise UsageError(
+            "no workload to write a policy for: the flows name no pods"
+            + (f" in namespace {args.namespace}" if args.namespace else "")
+        )
+    for line in result.notes:
+        print(f"note: {line}", file=sys.stderr)
+    for line in result.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    code = 0
+    if not args.no_check:
+        report = check(result, args.namespace, prefix)
+        print(report.summary(), file=sys.stderr)
+        for line in report.missing:
+            print(f"error: observed but denied by the suggestion: {line}", file=sys.stderr)
+        code = 0 if report.ok else 1
+    if args.output == "json":
+        print(json.dumps({"apiVersion": "v1", "kind": "List", "items": result.policies}, indent=2))
+    else:
+        print(to_yaml(result.policies), end="")
+    return code
