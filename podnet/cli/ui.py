@@ -19,6 +19,12 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--kubeconfig", default=None, metavar="PATH", help="use this API server instead of a lab (e.g. lab apiserver)"
     )
+    p.add_argument(
+        "--flows-file",
+        default=None,
+        metavar="PATH",
+        help="show flows from a JSON-lines file (default: the lab's agents)",
+    )
     p.set_defaults(func=cmd_ui)
 
 
@@ -48,6 +54,7 @@ def loopback_socket(host: str, port: int) -> socket.socket:
 def cmd_ui(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from podnet.flows.source import make_source
     from podnet.ui.app import STATIC_DIR, create_app
     from podnet.ui.lab import LabLink
 
@@ -55,9 +62,12 @@ def cmd_ui(args: argparse.Namespace) -> int:
     host, port = sock.getsockname()[:2]
     if not (STATIC_DIR / "index.html").is_file():
         print("warning: the front end is not built (run `make setup`); only the JSON API is served", file=sys.stderr)
-    app = create_app(LabLink(args.lab, args.kubeconfig))
+    flows = make_source(lab=None if args.flows_file else args.lab, file=args.flows_file)
+    holder: list[uvicorn.Server] = []
+    app = create_app(LabLink(args.lab, args.kubeconfig), flows=flows, stopping=lambda: holder[0].should_exit)
     shown = f"[{host}]" if ":" in host else host
     print(f"podnet ui: serving http://{shown}:{port}/ (Ctrl-C stops)", flush=True)
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
+    holder.append(server)
     server.run(sockets=[sock])
     return 0

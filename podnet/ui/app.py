@@ -1,4 +1,5 @@
-"""The UI's FastAPI app: the policy editor's JSON API under ``/api`` and the built front end at ``/``.
+"""The UI's FastAPI app: the policy editor's JSON API under ``/api``, the flow routes of :mod:`podnet.ui.flows`
+and the built front end at ``/``.
 
 Every answer comes from the real analyzer (:mod:`podnet.ui.analysis`); the lab is reached through
 :class:`podnet.ui.lab.LabLink`. Errors are JSON ``{"error": ..., "problems": [...]}`` with status 400
@@ -7,6 +8,7 @@ Every answer comes from the real analyzer (:mod:`podnet.ui.analysis`); the lab i
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +19,11 @@ from pydantic import BaseModel, Field
 
 from podnet.analyzer.verdict import protocol_of
 from podnet.errors import ManifestError, PodnetError
+from podnet.flows.source import FlowSource, make_source
 from podnet.k8s.client import ClusterError
 from podnet.ui import templates
 from podnet.ui.analysis import ManifestFile, analyze, explain
+from podnet.ui.flows import flows_router
 from podnet.ui.lab import LabLink
 from podnet.ui.problems import parse_problem
 
@@ -97,8 +101,14 @@ def api_router(lab: LabLink) -> APIRouter:
     return router
 
 
-def create_app(lab: LabLink | None = None, static_dir: Path = STATIC_DIR) -> FastAPI:
-    """The UI app. ``lab`` defaults to the only running lab; ``static_dir`` holds the built front end."""
+def create_app(
+    lab: LabLink | None = None,
+    static_dir: Path = STATIC_DIR,
+    flows: FlowSource | None = None,
+    stopping: Callable[[], bool] = lambda: False,
+) -> FastAPI:
+    """The UI app. ``lab`` defaults to the only running lab, ``flows`` to that lab's agents
+    (:mod:`podnet.ui.flows`); ``static_dir`` holds the built front end; ``stopping()`` true ends open streams."""
     app = FastAPI(title="podnet ui", docs_url="/api/docs", openapi_url="/api/openapi.json", redoc_url=None)
 
     @app.exception_handler(ClusterError)
@@ -111,7 +121,9 @@ def create_app(lab: LabLink | None = None, static_dir: Path = STATIC_DIR) -> Fas
         assert isinstance(exc, PodnetError)
         return _error(exc, 400)
 
-    app.include_router(api_router(lab or LabLink()))
+    lab = lab or LabLink()
+    app.include_router(api_router(lab))
+    app.include_router(flows_router(flows or make_source(lab=lab.lab_name), stopping))
     index = static_dir / "index.html"
     if (static_dir / "assets").is_dir():
         app.mount("/assets", StaticFiles(directory=static_dir / "assets"), name="assets")

@@ -3,6 +3,7 @@
 import { useEffect, useMemo, useRef, useState } from "preact/hooks";
 import * as api from "./api";
 import { ExplainView } from "./Explain";
+import { FlowsView } from "./Flows";
 import { EditForm } from "./Forms";
 import { PolicyGraphView, type Selection } from "./Graph";
 import { cellKey, cellMap, MatrixView, type MatrixData } from "./Matrix";
@@ -59,6 +60,8 @@ export function App() {
   const textarea = useRef<HTMLTextAreaElement>(null);
   const [reveal, setReveal] = useState<Pending | null>(null);
   const seq = useRef(0);
+  const pendingPolicy = useRef<string | null>(null);
+  const [flowsOpened, setFlowsOpened] = useState(false);
 
   useEffect(() => {
     api.labStatus().then(setLab, () => setLab(null));
@@ -123,6 +126,26 @@ export function App() {
     ta.scrollTop = Math.max(0, (line - 4) * 17);
     setReveal(null);
   }, [reveal, active, files]);
+
+  // A policy asked for from the flows view opens once its manifests are loaded.
+  useEffect(() => {
+    const ref = pendingPolicy.current;
+    if (ref && graphs.has(ref)) {
+      pendingPolicy.current = null;
+      selectPolicy(ref);
+    }
+  }, [graphs]);
+
+  function openPolicy(ref: string) {
+    setView("policies");
+    if (graphs.has(ref)) {
+      selectPolicy(ref);
+      return;
+    }
+    pendingPolicy.current = ref;
+    if (lab?.available) fromLab();
+    else setMessage(`policy ${ref} is not loaded: open its manifests (or load them from the lab) and it opens`);
+  }
 
   const activeFile = files.find((f) => f.name === active) ?? null;
   const graph = policyRef ? graphs.get(policyRef) ?? null : null;
@@ -251,7 +274,14 @@ export function App() {
           <button class={view === "policies" ? "on" : ""} data-testid="nav-policies" onClick={() => setView("policies")}>
             Policy editor
           </button>
-          <button class={view === "flows" ? "on" : ""} data-testid="nav-flows" onClick={() => setView("flows")}>
+          <button
+            class={view === "flows" ? "on" : ""}
+            data-testid="nav-flows"
+            onClick={() => {
+              setView("flows");
+              setFlowsOpened(true);
+            }}
+          >
             Flows
           </button>
         </nav>
@@ -327,15 +357,19 @@ export function App() {
       <p class="message" data-testid="message">
         {message}
       </p>
-      {view === "flows" ? (
-        <section class="flows" data-testid="flows-view">
-          <h2>Flows</h2>
-          <p>
-            The service map and flow table arrive with the flows API of the UI (<code>podnet/ui/flows.py</code>).
-            Meanwhile, <code>podnet observe</code> shows the same flows in a terminal.
-          </p>
-        </section>
-      ) : (
+      {flowsOpened && (
+        <div style={{ display: view === "flows" ? "" : "none" }} data-testid="flows-view">
+          <FlowsView
+            onOpenPolicy={openPolicy}
+            onSuggested={(yaml) => {
+              addFile("suggested.yaml", yaml);
+              setView("policies");
+              setMessage("added the suggested policies as suggested.yaml");
+            }}
+          />
+        </div>
+      )}
+      {view === "flows" ? null : (
         <>
           {paste !== null && (
             <div class="paste">
