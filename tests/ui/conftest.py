@@ -66,11 +66,20 @@ def lab_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[labserver.Serv
 
 
 @pytest.fixture(scope="session")
-def ui_url(lab_api: labserver.Server) -> Iterator[str]:
+def flows_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The flows the UI shows: a copy of examples/flows/shop.jsonl (recorded from a lab) that tests append to."""
+    path = tmp_path_factory.mktemp("ui-flows") / "flows.jsonl"
+    path.write_text((REPO / "examples" / "flows" / "shop.jsonl").read_text())
+    return path
+
+
+@pytest.fixture(scope="session")
+def ui_url(lab_api: labserver.Server, flows_file: Path) -> Iterator[str]:
     """``podnet ui --port 0`` as a process, on a free loopback port, linked to the lab API server."""
     if not (STATIC / "index.html").is_file():
         pytest.fail(f"the UI front end is not built ({STATIC}/index.html missing): run `make setup`")
     cmd = [sys.executable, "-m", "podnet.cli.main", "ui", "--port", "0", "--kubeconfig", str(lab_api.kubeconfig)]
+    cmd += ["--flows-file", str(flows_file)]
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
     )
