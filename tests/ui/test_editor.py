@@ -125,6 +125,7 @@ def test_fix_invalid_policy_from_its_errors(page: Page, shots: Shots) -> None:
     expect(errors.first).to_contain_text("must be >= port (8080)")
     expect(errors.first).to_contain_text("pasted.yaml doc 0 · NetworkPolicy web/web-ports")
     expect(page.get_by_test_id("matrix")).to_contain_text("this is the last valid matrix")
+    expect(page.get_by_test_id("broken-web/web-ports")).to_be_visible()
     shots(page, "errors")
     fixes = [
         ("endPort: 8000", "endPort: 8090"),

@@ -68,9 +68,8 @@ export function App() {
   }, []);
 
   useEffect(() => {
-    const ns = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(templateNs) ? templateNs : "default";
-    api.templates(ns, "ingress-nginx").then(setTemplates, (e: Error) => setMessage(e.message));
-  }, [templateNs]);
+    api.templates("default", "ingress-nginx").then(setTemplates, (e: Error) => setMessage(e.message));
+  }, []);
 
   // Every change of the files is analyzed (debounced); late answers to older texts are dropped.
   useEffect(() => {
@@ -152,6 +151,15 @@ export function App() {
   const graphFile = graph?.file ? files.find((f) => f.name === graph.file) ?? null : null;
   const graphBroken = !!graph && !!analysis && !analysis.policies.some((g) => g.ref === graph.ref);
   const policyList = useMemo(() => [...graphs.values()], [graphs]);
+  // policies whose document has errors and that were never drawn: listed so that a click shows them
+  const brokenPolicies = useMemo(() => {
+    const out = new Map<string, Problem>();
+    for (const p of analysis?.errors ?? []) {
+      if (!p.file || p.doc === null || !p.kind?.endsWith("NetworkPolicy") || !p.object) continue;
+      if (!graphs.has(p.object)) out.set(`${p.file}#${p.doc}#${p.items.join(".")}`, p);
+    }
+    return [...out.values()];
+  }, [analysis, graphs]);
 
   function load(next: ManifestFile[], how: string) {
     baselineNext.current = true;
@@ -255,14 +263,25 @@ export function App() {
     load(read, "opened");
   }
 
-  function addTemplate(id: string) {
-    const t = templates.find((x) => x.id === id);
+  async function addTemplate(id: string) {
+    let t: Template | undefined;
+    try {
+      // rendered by the server for the namespace asked for (it refuses a namespace that is not a valid name)
+      t = (await api.templates(templateNs, "ingress-nginx")).find((x) => x.id === id);
+    } catch (e) {
+      const err = e as api.RequestError;
+      setMessage(`template: ${err.body?.problems[0]?.message ?? err.message}`);
+      return;
+    }
     if (!t) return;
-    const target = files.find((f) => f.name === "new-policies.yaml");
-    if (target) setText(target.name, appendDocument(target.text, t.yaml));
-    else addFile("new-policies.yaml", t.yaml);
+    const yaml = t.yaml;
+    setFiles((old) => {
+      const target = old.find((f) => f.name === "new-policies.yaml");
+      if (target) return old.map((f) => (f === target ? { ...f, text: appendDocument(f.text, yaml) } : f));
+      return [...old, { name: "new-policies.yaml", text: yaml }];
+    });
     setActive("new-policies.yaml");
-    setMessage(`added template "${t.title}" to new-policies.yaml`);
+    setMessage(`added template "${t.title}" (namespace ${templateNs}) to new-policies.yaml`);
   }
 
   const matrix = analysis?.matrix ?? lastMatrix;
@@ -402,6 +421,16 @@ export function App() {
                   >
                     <span class="kind">{g.kind.replace("NetworkPolicy", "NP").replace("BaselineAdmin", "BA").replace("Admin", "A")}</span>{" "}
                     {g.ref}
+                  </li>
+                ))}
+                {brokenPolicies.map((p) => (
+                  <li
+                    class="broken"
+                    data-testid={`broken-${p.object}`}
+                    title="this document has errors"
+                    onClick={() => p.file && showSpan(p.file, p.doc, null, p.items)}
+                  >
+                    <span class="kind">✗</span> {p.object}
                   </li>
                 ))}
               </ul>
