@@ -11,6 +11,7 @@ import { ProblemsView } from "./Problems";
 import type { Analysis, Explanation, Finding, ManifestFile, PolicyGraph, Problem, Template } from "./types";
 import { appendDocument, itemsPrefix, lineOffset, locate, parsePath } from "./yamldoc";
 
+const FIRST = "\u0000first"; // pendingPolicy: the first policy drawn, once there is one
 const POLICY_KINDS = /^kind:\s*(NetworkPolicy|AdminNetworkPolicy|BaselineAdminNetworkPolicy)\s*$/m;
 
 interface Pending {
@@ -128,6 +129,10 @@ export function App() {
 
   // A policy asked for from the flows view opens once its manifests are loaded.
   useEffect(() => {
+    if (pendingPolicy.current === FIRST && graphs.size) {
+      const all = [...graphs.values()];
+      pendingPolicy.current = (all.find((g) => g.kind === "NetworkPolicy") ?? all[0]).ref;
+    }
     const ref = pendingPolicy.current;
     if (ref && graphs.has(ref)) {
       pendingPolicy.current = null;
@@ -161,8 +166,9 @@ export function App() {
     return [...out.values()];
   }, [analysis, graphs]);
 
-  function load(next: ManifestFile[], how: string) {
+  function load(next: ManifestFile[], how: string, open: string = FIRST) {
     baselineNext.current = true;
+    pendingPolicy.current = open;
     setBaseline(null);
     setLastMatrix(null);
     setGraphs(new Map());
@@ -216,6 +222,7 @@ export function App() {
   }
 
   function selectPolicy(ref: string) {
+    pendingPolicy.current = null; // a choice made here wins over one still waiting for its manifests
     setPolicyRef(ref);
     setSelection({ type: "subject" });
     setFormRev((r) => r + 1);
@@ -241,7 +248,7 @@ export function App() {
   async function fromLab() {
     try {
       const { files: labFiles } = await api.labObjects();
-      load(labFiles, `loaded from lab ${lab?.name ?? ""}`.trim());
+      load(labFiles, `loaded from lab ${lab?.name ?? ""}`.trim(), pendingPolicy.current ?? FIRST);
     } catch (e) {
       setMessage((e as Error).message);
     }
@@ -281,6 +288,8 @@ export function App() {
       return [...old, { name: "new-policies.yaml", text: yaml }];
     });
     setActive("new-policies.yaml");
+    const name = /^  name: (\S+)$/m.exec(yaml)?.[1];
+    if (name) pendingPolicy.current = `${templateNs}/${name}`;
     setMessage(`added template "${t.title}" (namespace ${templateNs}) to new-policies.yaml`);
   }
 
