@@ -73,45 +73,53 @@ def flows_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+class UiServer:
+    """``podnet ui --port 0 ARGS`` as a process on a free loopback port; ``url`` is what it printed."""
+
+    def __init__(self, *args: str) -> None:
+        if not (STATIC / "index.html").is_file():
+            pytest.fail(f"the UI front end is not built ({STATIC}/index.html missing): run `make setup`")
+        cmd = [sys.executable, "-m", "podnet.cli.main", "ui", "--port", "0", *args]
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+        assert self.proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(self.proc.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + 30
+        seen: list[str] = []
+        while time.monotonic() < deadline:
+            if not sel.select(timeout=max(deadline - time.monotonic(), 0)):
+                break
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            if "serving http://" in line:
+                self.url = line.split("serving ", 1)[1].split(" ", 1)[0]
+                return
+        self.stop()
+        pytest.fail(f"podnet ui did not start: {''.join(seen)}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
 @pytest.fixture(scope="session")
 def ui_url(lab_api: labserver.Server, flows_file: Path) -> Iterator[str]:
-    """``podnet ui --port 0`` as a process, on a free loopback port, linked to the lab API server."""
-    if not (STATIC / "index.html").is_file():
-        pytest.fail(f"the UI front end is not built ({STATIC}/index.html missing): run `make setup`")
-    cmd = [sys.executable, "-m", "podnet.cli.main", "ui", "--port", "0", "--kubeconfig", str(lab_api.kubeconfig)]
-    cmd += ["--flows-file", str(flows_file)]
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"}
-    )
-    assert proc.stdout is not None
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    deadline = time.monotonic() + 30
-    seen: list[str] = []
-    url = None
-    while url is None and time.monotonic() < deadline:
-        if not sel.select(timeout=max(deadline - time.monotonic(), 0)):
-            break
-        line = proc.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        if "serving http://" in line:
-            url = line.split("serving ", 1)[1].split(" ", 1)[0]
-    if url is None:
-        proc.kill()
-        proc.wait()
-        pytest.fail(f"podnet ui did not start: {''.join(seen)}")
+    """The UI linked to the lab API server, showing the flows of ``flows_file``."""
+    server = UiServer("--kubeconfig", str(lab_api.kubeconfig), "--flows-file", str(flows_file))
     try:
-        yield url
+        yield server.url
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()
+        server.stop()
 
 
 @pytest.fixture(scope="session")
