@@ -119,6 +119,14 @@ def _workload_key(ep: FlowEndpoint) -> WorkloadKey | None:
     return WorkloadKey(ep.namespace, name)
 
 
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _protocol(text: str) -> Protocol | None:
     for p in PROTOCOLS:
         if p == text:
@@ -145,6 +153,7 @@ def connections(flows: Iterable[Flow], include_audit: bool = False) -> tuple[lis
     out: list[Connection] = []
     unique: set[Connection] = set()
     denied = 0
+    no_address = 0
     for first, ok in seen.values():
         if not ok:
             denied += 1
@@ -152,6 +161,11 @@ def connections(flows: Iterable[Flow], include_audit: bool = False) -> tuple[lis
         proto = _protocol(first.protocol)
         assert proto is not None
         src_wl, dst_wl = _workload_key(first.source), _workload_key(first.destination)
+        if (src_wl is None and not _is_address(first.ip_source)) or (
+            dst_wl is None and not _is_address(first.ip_destination)
+        ):
+            no_address += 1
+            continue
         conn = Connection(
             Side(first.ip_source, src_wl, first.source.pod_name or (src_wl.name if src_wl else "")),
             Side(first.ip_destination, dst_wl, first.destination.pod_name or (dst_wl.name if dst_wl else "")),
@@ -161,6 +175,8 @@ def connections(flows: Iterable[Flow], include_audit: bool = False) -> tuple[lis
         if conn not in unique:
             unique.add(conn)
             out.append(conn)
+    if no_address:
+        skipped["flows without a pod or an address on one side"] = no_address
     notes = [f"left out {n} {what}" for what, n in sorted(skipped.items())]
     if denied:
         verdicts = "DROPPED" if include_audit else "DROPPED or AUDIT"
@@ -169,8 +185,12 @@ def connections(flows: Iterable[Flow], include_audit: bool = False) -> tuple[lis
 
 
 def workloads(flows: Iterable[Flow]) -> dict[WorkloadKey, Workload]:
-    """Every workload on either side of the flows, with the labels all its observed pods share."""
+    """Every workload on either side of the flows, with the labels all its observed pods share.
+
+    An observation without any label (a pod the agent had not enriched yet) says nothing about labels.
+    """
     out: dict[WorkloadKey, Workload] = {}
+    seen_labels: dict[WorkloadKey, list[dict[str, str]]] = {}
     for f in flows:
         for ep, addr in ((f.source, f.ip_source), (f.destination, f.ip_destination)):
             key = _workload_key(ep)
@@ -180,12 +200,18 @@ def workloads(flows: Iterable[Flow]) -> dict[WorkloadKey, Workload]:
             pod = ep.pod_name or key.name
             wl = out.get(key)
             if wl is None:
-                wl = out[key] = Workload(key, dict(labels))
-            else:
-                wl.labels = {k: v for k, v in wl.labels.items() if labels.get(k) == v}
-            wl.pods.setdefault(pod, labels)
+                wl = out[key] = Workload(key, {})
+            if labels:
+                seen_labels.setdefault(key, []).append(labels)
+            if labels or pod not in wl.pods:
+                wl.pods[pod] = labels
             if addr:
                 wl.addresses.setdefault(pod, set()).add(addr)
+    for key, wl in out.items():
+        observed = seen_labels.get(key, [])
+        if observed:
+            first, *rest = observed
+            wl.labels = {k: v for k, v in first.items() if all(other.get(k) == v for other in rest)}
     return out
 
 

@@ -178,6 +178,9 @@ def cmd_lint(args: argparse.Namespace) -> int:
     return 1 if findings else 0
 
 
+SHOW_BROADER = 10  # unobserved pairs a suggestion allows, listed on stderr
+
+
 def cmd_suggest(args: argparse.Namespace) -> int:
     """Policies on stdout; notes, warnings and the analyzer's check on stderr. Exit 1 if the check fails."""
     from podnet.analyzer.suggest import suggest
@@ -213,6 +216,10 @@ def cmd_suggest(args: argparse.Namespace) -> int:
         print(report.summary(), file=sys.stderr)
         for line in report.missing:
             print(f"error: observed but denied by the suggestion: {line}", file=sys.stderr)
+        for line in report.broader[:SHOW_BROADER]:
+            print(f"warning: allowed by the suggestion but never observed: {line}", file=sys.stderr)
+        if len(report.broader) > SHOW_BROADER:
+            print(f"warning: … and {len(report.broader) - SHOW_BROADER} more such pairs", file=sys.stderr)
         code = 0 if report.ok else 1
     if args.output == "json":
         print(json.dumps({"apiVersion": "v1", "kind": "List", "items": result.policies}, indent=2))

@@ -2,7 +2,13 @@
 
 ``flows_router(source)`` returns a FastAPI ``APIRouter``; the UI app includes it. ``source`` is a
 :class:`~podnet.flows.source.FlowSource` (a lab, agent sockets or a flows file; see
-:func:`podnet.flows.source.make_source`), so tests can hand in a file of flows or a real lab.
+:func:`podnet.flows.source.make_source`), so tests can hand in a file of flows or a real lab::
+
+    source = make_source(lab=args.name, sockets=args.socket or (), file=args.flows_file)
+    app.include_router(flows_router(source, stopping=lambda: server.should_exit))
+
+``stopping`` lets open event streams end when the server shuts down (uvicorn waits for open responses).
+Blocking reads of the source run on worker threads, never on the event loop.
 
 JSON contract
 =============

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
 from pathlib import Path
 from typing import Any, cast
@@ -249,3 +250,42 @@ def test_make_source_takes_one_of_lab_sockets_file(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("PODNET_LAB_ROOT", str(tmp_path / "labs"))
     no_lab = TestClient(app_over(LabSource())).get("/api/flows")
     assert no_lab.status_code == 502 and "no lab is running" in no_lab.json()["error"]
+
+
+def test_file_follower_waits_for_whole_lines_and_starts_over_on_a_new_file(tmp_path: Path) -> None:
+    path = tmp_path / "flows.jsonl"
+    append(path, flow(0))
+    follower = FileSource(path).follow(FlowQuery.make([], 0))
+    try:
+        assert follower.poll(0.2) == []  # last=0: no history
+        line = to_line(dropped(1))
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line[:40])  # a writer half-way through a line
+        assert follower.poll(0.3) == []
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(line[40:] + "\n")
+        assert follower.poll(1.0) == [dropped(1)]
+        path.write_text(to_line(flow(7)) + "\n")  # rotated: a new, shorter file
+        assert follower.poll(1.0) == [flow(7)]
+    finally:
+        follower.close()
+    path.write_text("not json\n")
+    broken = TestClient(app_over(FileSource(path))).get("/api/flows")
+    assert broken.status_code == 502 and "line 1: not a flow" in broken.json()["error"]
+
+
+def test_streams_end_when_the_server_stops(tmp_path: Path) -> None:
+    path = tmp_path / "flows.jsonl"
+    append(path, flow(0))
+    stop = threading.Event()
+    app = FastAPI()
+    app.include_router(flows_router(FileSource(path), stopping=stop.is_set))
+    with (
+        serve(app) as (url, _server),
+        httpx.Client(timeout=10) as http,
+        http.stream("GET", f"{url}/api/flows/stream") as r,
+    ):
+        started = time.monotonic()
+        stop.set()
+        assert list(events(r)) == []  # the response ends (no flow came)
+        assert time.monotonic() - started < 5
