@@ -173,3 +173,15 @@ def test_explain_a_cell(page: Page, shots: Shots) -> None:
     expect(verdict).to_have_text("ALLOWED: web/frontend → api/backend TCP/9000")
     explain.locator("summary").click()
     shots(page, "explain")
+    # a rule named in the explanation opens in the editor, its edge selected and its form open
+    explain.get_by_test_id("explain-rule").filter(has_text="NetworkPolicy web/frontend egress[0]").click()
+    expect(page.get_by_test_id("policy-web/frontend")).to_have_class("on")
+    expect(page.get_by_test_id("rule-form")).to_contain_text("Ports of rule spec.egress[0]")
+    expect(page.get_by_test_id("port-0")).to_have_value("http")
+    page.wait_for_function(
+        """() => {
+          const t = document.querySelector("[data-testid=yaml]");
+          const chosen = t.value.slice(t.selectionStart, t.selectionEnd);
+          return chosen.startsWith("to:") && chosen.includes("matchLabels: {app: backend}");
+        }"""
+    )

@@ -54,6 +54,8 @@ def test_service_map_updates_live_and_links_to_policies(page: Page, shots: Shots
     with flows_file.open("a") as f:
         f.write(_dropped_flow(flows_file, 5433) + "\n")
     expect(new_edge).to_have_attribute("data-verdict", "DROPPED", timeout=15_000)
+    expect(rows).to_have_count(16)  # the table follows new flows too
+    expect(rows.last).to_contain_text("TCP/5433")
     new_edge.locator("text").click()  # its label
     info = page.get_by_test_id("edge-info")
     expect(info).to_contain_text("web/frontend → data/postgres TCP/5433: DROPPED (1 dropped)")

@@ -236,6 +236,17 @@ export function App() {
     if (graph?.file) showSpan(graph.file, graph.doc, s.type === "subject" ? "spec.podSelector" : s.path, graph.items);
   }
 
+  /** Open the rule an explanation names: its policy drawn, the rule's edge selected, its YAML shown. */
+  function openRule(ref: string, direction: "ingress" | "egress", index: number) {
+    const g = graphs.get(ref);
+    if (!g) return;
+    const path = `spec.${direction}[${index}]`;
+    setPolicyRef(ref);
+    setSelection({ type: "edge", path, direction, rule: index });
+    setFormRev((r) => r + 1);
+    if (g.file) showSpan(g.file, g.doc, path, g.items);
+  }
+
   function ask(from: string, to: string, protocol?: string, port?: string) {
     setCell({ from, to });
     setExplainError(null);
@@ -353,8 +364,14 @@ export function App() {
                 ))}
               </select>
               in namespace
+              <datalist id="namespaces">
+                {(analysis?.namespaces ?? []).map((n) => (
+                  <option value={n.name} />
+                ))}
+              </datalist>
               <input
                 data-testid="template-namespace"
+                list="namespaces"
                 size={10}
                 value={templateNs}
                 onInput={(e) => setTemplateNs(e.currentTarget.value)}
@@ -524,6 +541,7 @@ export function App() {
                   result={explanation}
                   error={explainError}
                   onAsk={(protocol, port) => ask(cell.from, cell.to, protocol, port)}
+                  onRule={openRule}
                 />
               ) : (
                 <p class="hint">Click a matrix cell to see why it is allowed or denied.</p>

@@ -2,10 +2,32 @@
 import { useState } from "preact/hooks";
 import type { Explanation } from "./types";
 
+const RULE = /^(?:NetworkPolicy|AdminNetworkPolicy|BaselineAdminNetworkPolicy) (\S+) (ingress|egress)\[(\d+)\]/;
+
+/** A rule named by explain, e.g. "NetworkPolicy web/frontend egress[0]": a link that opens it in the editor. */
+function RuleName(props: { rule: string; onRule: (ref: string, direction: "ingress" | "egress", index: number) => void }) {
+  const m = RULE.exec(props.rule);
+  if (!m) return <code>{props.rule}</code>;
+  return (
+    <a
+      href="#"
+      data-testid="explain-rule"
+      title="open this rule in the editor"
+      onClick={(e) => {
+        e.preventDefault();
+        props.onRule(m[1], m[2] as "ingress" | "egress", Number(m[3]));
+      }}
+    >
+      <code>{props.rule}</code>
+    </a>
+  );
+}
+
 export function ExplainView(props: {
   result: Explanation | null;
   error: string | null;
   onAsk: (protocol: string, port: string) => void;
+  onRule: (ref: string, direction: "ingress" | "egress", index: number) => void;
 }) {
   const r = props.result;
   const [protocol, setProtocol] = useState(r?.protocol ?? "TCP");
@@ -45,7 +67,7 @@ export function ExplainView(props: {
               <ol>
                 {s.steps.map((st) => (
                   <li class={st.outcome.startsWith("matched") ? "matched" : st.outcome.startsWith("not") ? "skipped" : ""}>
-                    <code>{st.rule}</code> [{st.action}]: {st.outcome}
+                    <RuleName rule={st.rule} onRule={props.onRule} /> [{st.action}]: {st.outcome}
                     <div class="hint">
                       peers: {st.peers}; ports: {st.ports}
                     </div>

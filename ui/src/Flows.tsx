@@ -183,10 +183,11 @@ export function FlowsView(props: { onOpenPolicy: (ref: string) => void; onSugges
   const [fresh, setFresh] = useState<Set<string>>(new Set());
   const [edge, setEdge] = useState<MapEdge | null>(null);
   const [filter, setFilter] = useState("");
+  const [applied, setApplied] = useState(""); // the filter of the rows shown (set by Show)
   const [last, setLast] = useState("50");
   const [flows, setFlows] = useState<Flow[]>([]);
   const [flowError, setFlowError] = useState<string | null>(null);
-  const [follow, setFollow] = useState(false);
+  const [follow, setFollow] = useState(true);
   const [picked, setPicked] = useState<Set<number>>(new Set());
   const [suggestion, setSuggestion] = useState<Suggestion | null>(null);
   const [suggestError, setSuggestError] = useState<string | null>(null);
@@ -222,9 +223,9 @@ export function FlowsView(props: { onOpenPolicy: (ref: string) => void; onSugges
     return () => es.close();
   }, []);
 
-  const params = () => {
+  const params = (text: string) => {
     const q = new URLSearchParams();
-    for (const term of filter.split(/\s+/).filter(Boolean)) {
+    for (const term of text.split(/\s+/).filter(Boolean)) {
       const eq = term.indexOf("=");
       if (eq > 0) q.append(term.slice(0, eq), term.slice(eq + 1));
       else q.append("pod", term);
@@ -233,7 +234,8 @@ export function FlowsView(props: { onOpenPolicy: (ref: string) => void; onSugges
   };
 
   async function refresh() {
-    const q = params();
+    setApplied(filter);
+    const q = params(filter);
     if (last) q.set("last", last);
     setFlowError(null);
     const resp = await fetch(`/api/flows?${q}`);
@@ -253,11 +255,11 @@ export function FlowsView(props: { onOpenPolicy: (ref: string) => void; onSugges
   // following: new flows are appended as they come
   useEffect(() => {
     if (!follow) return;
-    const es = new EventSource(`/api/flows/stream?${params()}`);
+    const es = new EventSource(`/api/flows/stream?${params(applied)}`);
     es.addEventListener("flow", (ev) => setFlows((fs) => [...fs, JSON.parse((ev as MessageEvent).data)]));
     es.addEventListener("end", () => es.close());
     return () => es.close();
-  }, [follow, filter]);
+  }, [follow, applied]);
 
   async function suggest() {
     setSuggestError(null);
