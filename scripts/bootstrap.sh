@@ -30,6 +30,13 @@ if [ "${#missing[@]}" -gt 0 ]; then
     apt_install "${missing[@]}"
 fi
 
+# The web UI's front end is built with node and npm (scripts/build-ui.sh). A machine may already have them
+# from elsewhere (e.g. a newer node that bundles npm): only install Debian's when either is missing.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    echo "bootstrap: installing Debian packages: nodejs npm"
+    apt_install nodejs npm
+fi
+
 if ! "$python" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
     apt_install python3 python3-venv python3-pip
     python=python3

@@ -11,7 +11,7 @@ from podnet import __version__
 from podnet.errors import ManifestError, PodnetError
 
 # Each module has register(subparsers) adding its commands; set ``func`` on every parser.
-COMMAND_MODULES: tuple[str, ...] = ("policy", "cni", "agent", "lab", "kube", "observe")
+COMMAND_MODULES: tuple[str, ...] = ("policy", "cni", "agent", "lab", "kube", "observe", "ui")
 
 
 def build_parser() -> argparse.ArgumentParser:
