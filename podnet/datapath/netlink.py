@@ -35,6 +35,7 @@ from podnet.datapath.backend import (
     ALIAS_PREFIX,
     HOST_VETH_PREFIX,
     ROUTE_PROTO,
+    CheckReport,
     Wiring,
     WiringRequest,
     attachment_mac,
@@ -242,12 +243,14 @@ class NetlinkDatapath:
 
     # --- check ------------------------------------------------------------------------------------
 
-    def check(self, request: WiringRequest, host_veth: str) -> list[str]:
+    def check(self, request: WiringRequest, host_veth: str) -> CheckReport:
         problems: list[str] = []
         idx = self._index(host_veth)
         if idx is None:
-            return [f"host veth {host_veth} is missing"]
+            return CheckReport([f"host veth {host_veth} is missing"])
         link = self.host.get_links(idx)[0]
+        host_mac = _attr(link, "IFLA_ADDRESS")
+        host_peer = _attr(link, "IFLA_LINK")
         if not (link["flags"] & 1):
             problems.append(f"host veth {host_veth} is down")
         if not (_attr(link, "IFLA_IFALIAS") or "").startswith(ALIAS_PREFIX):
@@ -263,15 +266,21 @@ class NetlinkDatapath:
             if not any(r.get_attr("RTA_OIF") == idx and r["dst_len"] == address.max_prefixlen for r in routes):
                 problems.append(f"host route {address}/{address.max_prefixlen} dev {host_veth} is missing")
         if not os.path.exists(request.netns):
-            return [*problems, f"netns {request.netns} is missing"]
+            return CheckReport([*problems, f"netns {request.netns} is missing"], host_mac)
         with pod_netlink(request.netns) as pod:
-            problems.extend(self._check_pod(pod, request))
-        return problems
+            pod_problems, pod_idx, pod_mac, pod_peer = self._check_pod(pod, request)
+        problems.extend(pod_problems)
+        # The two ends name each other's ifindex (IFLA_LINK); another veth renamed to the pod's
+        # interface name, or a host veth re-created for another pod, breaks that.
+        if pod_idx is not None and (pod_peer != idx or host_peer != pod_idx):
+            problems.append(f"{request.ifname} in {request.netns} is not the veth peer of {host_veth}")
+        return CheckReport(problems, host_mac, pod_mac)
 
-    def _check_pod(self, pod: Any, request: WiringRequest) -> list[str]:
+    def _check_pod(self, pod: Any, request: WiringRequest) -> tuple[list[str], int | None, str | None, int | None]:
+        """(problems, ifindex, MAC, peer ifindex) of the pod's interface."""
         found = pod.link_lookup(ifname=request.ifname)
         if not found:
-            return [f"interface {request.ifname} is missing in {request.netns}"]
+            return [f"interface {request.ifname} is missing in {request.netns}"], None, None, None
         idx = found[0]
         problems = []
         link = pod.get_links(idx)[0]
@@ -290,4 +299,4 @@ class NetlinkDatapath:
             defaults = [r for r in pod.get_routes(family=family) if r["dst_len"] == 0 and r.get_attr("RTA_OIF") == idx]
             if not any(r.get_attr("RTA_GATEWAY") == gateway for r in defaults):
                 problems.append(f"default route via {gateway} on {request.ifname} is missing")
-        return problems
+        return problems, idx, link.get_attr("IFLA_ADDRESS"), link.get_attr("IFLA_LINK")
