@@ -1,10 +1,12 @@
 """Crash-safe JSON state files: an exclusive ``flock`` around read-modify-write, atomic replace.
 
 Locking rule: every reader and writer of ``<name>.json`` takes ``flock(LOCK_EX)`` on the sibling
-``<name>.lock`` for the whole transaction. A writer writes ``<name>.json.tmp``, fsyncs it and renames
-it over the old file, so a process killed at any moment leaves either the old or the new document,
-never a torn one. The lock file is never deleted (deleting it would let two processes lock
-different inodes).
+``<name>.lock`` for the whole transaction. A writer writes ``<name>.json.tmp``, fsyncs it (unless the
+file was opened with ``fsync=False``) and renames it over the old file, so a process killed at any
+moment leaves either the old or the new document, never a torn one. Without fsync that holds for a
+killed process, not for a crash of the machine: the agent's state files go without it because
+:mod:`podnet.agent.bootstate` sets aside the state of an earlier boot. The lock file is never deleted
+(deleting it would let two processes lock different inodes).
 """
 
 from __future__ import annotations

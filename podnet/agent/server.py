@@ -12,6 +12,7 @@ from pathlib import Path
 import uvicorn
 
 from podnet.agent.api import create_app
+from podnet.agent.bootstate import claim_state_dir
 from podnet.agent.endpoints import EndpointRegistry
 from podnet.agent.guard import agent_locks, bind_unix
 from podnet.agent.policy import PolicyLoop
@@ -48,8 +49,9 @@ def build_service(config: AgentConfig) -> tuple[CniService, NetlinkDatapath]:
     cidrs = [parse_cidr(c) for c in config.pod_cidrs]
     if len(cidrs) > 2 or len({c.version for c in cidrs}) != len(cidrs):
         raise UsageError("--pod-cidr takes one IPv4 and/or one IPv6 CIDR")
-    ipam = Ipam(DiskIpamStore(config.state_dir), cidrs)
-    registry = EndpointRegistry(config.state_dir / "endpoints.json")
+    claim_state_dir(config.state_dir)  # state of an earlier boot is set aside: the hot path needs no fsync
+    ipam = Ipam(DiskIpamStore(config.state_dir, fsync=False), cidrs)
+    registry = EndpointRegistry(config.state_dir / "endpoints.json", fsync=False)
     datapath = NetlinkDatapath(node_ipv4=config.node_ipv4)
     return CniService(config.node_name, ipam, registry, datapath, config.mtu), datapath
 
