@@ -81,6 +81,17 @@ def measure(sets: list[Plugin], cni_path: str) -> list[dict[str, Any]]:
     return [{verb: summary(values) for verb, values in out.items()} for out in times]
 
 
+def interpreter_floor(exe: Path, runs: int) -> dict[str, float]:
+    """What the plugin's interpreter costs doing nothing: its shebang line with ``-c pass``."""
+    shebang = exe.read_bytes().split(b"\n", 1)[0][2:].decode().split()
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        subprocess.run([*shebang, "-c", "pass"], check=True)
+        times.append(time.perf_counter() - started)
+    return summary(times)
+
+
 def wait_for_socket(path: Path, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -131,6 +142,7 @@ def inside(args: argparse.Namespace) -> dict[str, Any]:
         # one warm-up pod each, not counted (first bridge ADD creates the bridge)
         measure([(e, d, p[:1], f"warm-{t}") for e, d, p, t in (podnet_set, bridge_set)], cni_path)
         podnet, bridge = measure([podnet_set, bridge_set], cni_path)
+        floor = interpreter_floor(exe, args.pods)
     finally:
         agent.send_signal(signal.SIGTERM)
         agent.wait(10)
@@ -141,6 +153,7 @@ def inside(args: argparse.Namespace) -> dict[str, Any]:
         if event.get("verb") in inner and "ms" in event and str(event.get("containerID", "")).startswith("podnet-"):
             inner[event["verb"]].append(event["ms"] / 1000)
     podnet["agent_only"] = {verb: summary(values) for verb, values in inner.items() if values}
+    podnet["interpreter_only"] = floor
     ratio = {
         f"{verb}_{q}": round(podnet[verb][f"{q}_ms"] / bridge[verb][f"{q}_ms"], 2)
         for verb in ("ADD", "DEL")
