@@ -26,30 +26,34 @@ def test_each_write_replaces_the_whole_document_and_leaves_no_temporary(tmp_path
 
 
 def test_reader_in_another_process_never_sees_a_torn_document(tmp_path: Path) -> None:
-    path = tmp_path / "s.json"
+    path, stop = tmp_path / "s.json", tmp_path / "stop"
     f = AtomicJsonFile(path, fsync=False)
     with f.locked():
         f.write({"n": -1, "pad": ""})
     reader = subprocess.Popen(
-        [sys.executable, "-c", READER, str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", READER, str(path), str(stop)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+    assert reader.stdout is not None and reader.stdout.readline() == "reading\n"  # it reads while we write
     for n in range(2000):
         f.write({"n": n, "pad": "y" * (n % 7 * 300)})  # no lock: the reader does not take it either
-    reader.terminate()
-    out, err = reader.communicate(timeout=10)
-    assert err == "" and "TORN" not in out, (out, err)
-    assert int(out.split()[-1]) > 0, "the reader read documents"
+    stop.touch()
+    out, err = reader.communicate(timeout=120)
+    assert (reader.returncode, err) == (0, ""), err
+    torn, reads = map(int, out.split())
+    assert torn == 0 and reads > 0, out
     assert json.loads(path.read_text())["n"] == 1999
 
 
 READER = """
-import json, sys, signal
-signal.signal(signal.SIGTERM, lambda *a: (print(count, flush=True), sys.exit(0)))
-count = 0
-while True:
+import json, os, sys
+torn = reads = 0
+json.loads(open(sys.argv[1]).read())
+print("reading", flush=True)
+while not os.path.exists(sys.argv[2]):
     try:
         json.loads(open(sys.argv[1]).read())
-        count += 1
+        reads += 1
     except ValueError:
-        print("TORN", flush=True)
+        torn += 1
+print(torn, reads)
 """
