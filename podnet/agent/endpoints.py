@@ -33,6 +33,7 @@ class Endpoint:
     pod_namespace: str = ""
     pod_name: str = ""
     created: float = 0.0
+    host_mac: str = ""  # the host veth's MAC ("" in records written before it was kept)
 
     @property
     def owner(self) -> Owner:

@@ -1,20 +1,20 @@
-"""Running the agent: state-dir lock, start-up reconcile, uvicorn on a 0600 unix socket."""
+"""Running the agent: state-dir and socket locks (:mod:`podnet.agent.guard`), start-up reconcile, uvicorn
+on a 0600 unix socket."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
-import os
-import socket
-from collections.abc import Iterator, Sequence
+import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
 
 from podnet.agent.api import create_app
+from podnet.agent.bootstate import claim_state_dir
 from podnet.agent.endpoints import EndpointRegistry
+from podnet.agent.guard import agent_locks, bind_unix
 from podnet.agent.policy import PolicyDatapath, PolicyLoop
 from podnet.agent.service import CniService
 from podnet.datapath.netlink import NetlinkDatapath
@@ -46,51 +46,13 @@ class AgentConfig:
     nflog_group: int | None = None  # nft: NFLOG group of its events (default: derived from the node name)
 
 
-@contextlib.contextmanager
-def state_dir_lock(state_dir: Path) -> Iterator[None]:
-    """Exclusive for the agent's lifetime: a second agent on the same state dir fails at once."""
-    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(state_dir / "agent.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise UsageError(f"another podnet agent holds {state_dir}") from exc
-        yield
-    finally:
-        os.close(fd)
-
-
-def bind_unix(path: Path) -> socket.socket:
-    """A listening socket at ``path`` with mode 0600; a stale socket file is replaced."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o755)
-    if path.exists():
-        probe = socket.socket(socket.AF_UNIX)
-        try:
-            probe.connect(str(path))
-        except OSError:
-            path.unlink()
-        else:
-            raise UsageError(f"an agent already answers on {path}")
-        finally:
-            probe.close()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o177)
-    try:
-        sock.bind(str(path))
-    finally:
-        os.umask(old)
-    os.chmod(path, 0o600)
-    sock.listen(128)
-    return sock
-
-
 def build_service(config: AgentConfig) -> tuple[CniService, NetlinkDatapath]:
     cidrs = [parse_cidr(c) for c in config.pod_cidrs]
     if len(cidrs) > 2 or len({c.version for c in cidrs}) != len(cidrs):
         raise UsageError("--pod-cidr takes one IPv4 and/or one IPv6 CIDR")
-    ipam = Ipam(DiskIpamStore(config.state_dir), cidrs)
-    registry = EndpointRegistry(config.state_dir / "endpoints.json")
+    claim_state_dir(config.state_dir)  # state of an earlier boot is set aside: the hot path needs no fsync
+    ipam = Ipam(DiskIpamStore(config.state_dir, fsync=False), cidrs)
+    registry = EndpointRegistry(config.state_dir / "endpoints.json", fsync=False)
     datapath = NetlinkDatapath(node_ipv4=config.node_ipv4)
     return CniService(config.node_name, ipam, registry, datapath, config.mtu), datapath
 
@@ -145,14 +107,18 @@ def start_policy(config: AgentConfig, service: CniService, flows: FlowCollector 
     return loop
 
 
+def _stop_requested(signum: int, frame: object) -> None:
+    """What uvicorn's re-raised stop signal runs: nothing, so ``run_agent`` goes on to clean up."""
+
+
 def run_agent(config: AgentConfig) -> int:
-    with state_dir_lock(config.state_dir):
+    with agent_locks(config.state_dir, config.socket_path):
         service, datapath = build_service(config)
         datapath.prepare()
         service.reconcile()
         flows = build_flows(config)
         policy = start_policy(config, service, flows)
-        sock = bind_unix(config.socket_path)
+        bound = bind_unix(config.socket_path)
         app = create_app(service, flows.store if flows is not None else None)
         server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))
         app.state.stopping = lambda: server.should_exit  # ends --follow streams, so shutdown does not wait on them
@@ -160,8 +126,12 @@ def run_agent(config: AgentConfig) -> int:
             "agent listening",
             extra={"node": config.node_name, "socket": str(config.socket_path), "cidrs": list(config.pod_cidrs)},
         )
+        # uvicorn re-raises SIGTERM/SIGINT once it has shut down, with the handler in place when it
+        # started: with Python's default one the process died there, skipping the cleanup below.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, _stop_requested)
         try:
-            server.run(sockets=[sock])
+            server.run(sockets=[bound.sock])
         finally:
             app.state.worker.shutdown(wait=True)
             if policy is not None:
@@ -169,7 +139,6 @@ def run_agent(config: AgentConfig) -> int:
             if flows is not None:
                 flows.close()
             datapath.close()
-            with contextlib.suppress(FileNotFoundError):
-                config.socket_path.unlink()
+            bound.unlink()
             log.info("agent stopped")
     return 0

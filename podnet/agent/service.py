@@ -158,6 +158,7 @@ class CniService:
                 pod_namespace=env.arg("K8S_POD_NAMESPACE") or "",
                 pod_name=env.arg("K8S_POD_NAME") or "",
                 created=time.time(),
+                host_mac=wiring.host_mac,
             )
             self.registry.put(endpoint)
             undo.pop_all()
@@ -208,13 +209,15 @@ class CniService:
         problems = []
         held = set(self.ipam.owners().get(owner, []))
         problems += [f"IPAM no longer holds {a} for {owner.key()}" for a in endpoint.addresses if a not in held]
-        if conf.prev_result is not None:
-            prev = protocol.normalize_result(conf.prev_result)
+        prev = protocol.normalize_result(conf.prev_result) if conf.prev_result is not None else None
+        if prev is not None:
             listed = {ipaddress.ip_interface(ip["address"]).ip for ip in prev.get("ips", [])}
             problems += [f"prevResult lacks {a}" for a in endpoint.addresses if a not in listed]
             problems += [f"prevResult lists {a}, podnet did not assign it" for a in listed - set(endpoint.addresses)]
         request = WiringRequest(endpoint.container_id, endpoint.ifname, env.netns, endpoint.addresses, endpoint.mtu)
-        problems += self.datapath.check(request, endpoint.host_veth)
+        report = self.datapath.check(request, endpoint.host_veth)
+        problems += report.problems
+        problems += mac_differences(endpoint, env.netns, prev, report.host_mac, report.pod_mac)
         if problems:
             raise CheckFailed(f"attachment {owner.key()} is not as podnet wired it", "; ".join(problems))
 
@@ -270,6 +273,47 @@ class CniService:
             "endpoints": len(self.registry.all()),
             "ipam": [{"cidr": u.cidr, "size": u.size, "used": u.used} for u in self.ipam.usage()],
         }
+
+
+def _listed_mac(prev: Mapping[str, Any] | None, name: str, in_sandbox: bool) -> str | None:
+    """The MAC that ``prevResult`` lists for interface ``name`` (pod side: with a sandbox), if any."""
+    for iface in (prev or {}).get("interfaces") or []:
+        if isinstance(iface, dict) and iface.get("name") == name and bool(iface.get("sandbox")) == in_sandbox:
+            mac = iface.get("mac")
+            return mac.lower() if isinstance(mac, str) and mac else None
+    return None
+
+
+def mac_differences(
+    endpoint: Endpoint, netns: str, prev: Mapping[str, Any] | None, host_mac: str | None, pod_mac: str | None
+) -> list[str]:
+    """Where the live MACs of an attachment differ from podnet's record and from ``prevResult``.
+
+    ``prevResult`` is the chain's final word: a chained plugin (``tuning``) may have set the pod's MAC
+    after podnet and said so in the result, so when ``prevResult`` lists a MAC for an interface the
+    live one must equal it; otherwise it must equal podnet's record. A side whose live MAC is None
+    (missing, reported elsewhere) or that nobody recorded is not compared.
+    """
+    problems = []
+    sides = (
+        (f"host veth {endpoint.host_veth}", host_mac, endpoint.host_mac, _listed_mac(prev, endpoint.host_veth, False)),
+        (f"{endpoint.ifname} in {netns}", pod_mac, endpoint.mac, _listed_mac(prev, endpoint.ifname, True)),
+    )
+    for what, live, recorded, listed in sides:
+        if live is None:
+            continue
+        live, recorded = live.lower(), recorded.lower()
+        expected = listed or recorded
+        if not expected or live == expected:
+            continue
+        if listed is None:
+            source = f"podnet recorded {recorded}"
+        elif listed == recorded:
+            source = f"podnet recorded and prevResult lists {listed}"
+        else:
+            source = f"prevResult lists {listed}" + (f" (podnet set {recorded})" if recorded else "")
+        problems.append(f"{what} has MAC {live}, {source}")
+    return problems
 
 
 def _append_log(path: str | None, fields: dict[str, Any]) -> None:

@@ -45,6 +45,19 @@ class Wiring:
     pod_mac: str
 
 
+@dataclass(frozen=True)
+class CheckReport:
+    """What CHECK found in the kernel: what is missing or wrong, and the MACs the two ends have now.
+
+    A MAC is None when that end could not be read (it is missing, which ``problems`` already says).
+    Comparing the MACs with the endpoint record and ``prevResult`` is the CNI service's job.
+    """
+
+    problems: list[str]
+    host_mac: str | None = None
+    pod_mac: str | None = None
+
+
 class DatapathBackend(Protocol):
     """Kernel operations for pod attachments. Every method is idempotent or undoes itself on failure."""
 
@@ -62,8 +75,11 @@ class DatapathBackend(Protocol):
         """Remove an attachment by its host veth; True if something was removed. Gone already is fine."""
         ...
 
-    def check(self, request: WiringRequest, host_veth: str) -> list[str]:
-        """What of the wiring is missing or wrong (empty when all is in place)."""
+    def check(self, request: WiringRequest, host_veth: str) -> CheckReport:
+        """What of the wiring is missing or wrong (no problems when all is in place), and the live MACs.
+
+        Includes whether the pod's interface is still the peer of ``host_veth``.
+        """
         ...
 
     def host_veths(self) -> dict[str, str]:

@@ -31,10 +31,12 @@ from typing import Any
 from pyroute2 import IPRoute
 
 from podnet.cni.protocol import GATEWAY_V4, GATEWAY_V6
+from podnet.datapath import rtnl
 from podnet.datapath.backend import (
     ALIAS_PREFIX,
     HOST_VETH_PREFIX,
     ROUTE_PROTO,
+    CheckReport,
     Wiring,
     WiringRequest,
     attachment_mac,
@@ -105,6 +107,11 @@ class NetlinkDatapath:
             return False
         return True
 
+    def _write_sysctl(self, path: str, value: str) -> None:
+        """Set a sysctl without reading it first; a missing knob (IPv6 disabled) is fine."""
+        with contextlib.suppress(FileNotFoundError), open(self.sysctl_root + path, "w") as f:
+            f.write(value)
+
     def prepare(self) -> None:
         """Turn on IPv4 and IPv6 forwarding in the agent's namespace (pods route through the host)."""
         for path, value in SYSCTLS.items():
@@ -169,7 +176,7 @@ class NetlinkDatapath:
                 os.close(fd)
                 raise InvalidEnvironment(f"CNI_NETNS {request.netns} is the node's own network namespace")
             try:
-                self._create_veth(request, host_veth, host_mac, pod_mac, fd)
+                host_idx, pod_idx = self._create_veth(request, host_veth, host_mac, pod_mac, fd)
             finally:
                 os.close(fd)
             undo.callback(self.unwire, host_veth)
@@ -177,19 +184,23 @@ class NetlinkDatapath:
                 with entered(request.netns):
                     pod = Rtnl()
                 with pod:
-                    self._wire_pod(pod, request)
-                self._wire_host(host_veth, request)
+                    self._wire_pod(pod, request, pod_idx)
+                self._wire_host(host_veth, request, host_idx)
             except OSError as exc:
                 raise DatapathError(f"wiring {request.container_id}/{request.ifname} failed: {exc}") from exc
             undo.pop_all()
         return Wiring(host_veth, host_mac, pod_mac)
 
-    def _create_veth(self, request: WiringRequest, host_veth: str, host_mac: str, pod_mac: str, fd: int) -> None:
-        """One RTM_NEWLINK; on EEXIST tell a stale host veth (removed, retried) from a taken pod ifname."""
+    def _create_veth(
+        self, request: WiringRequest, host_veth: str, host_mac: str, pod_mac: str, fd: int
+    ) -> tuple[int | None, int | None]:
+        """One RTM_NEWLINK; on EEXIST tell a stale host veth (removed, retried) from a taken pod ifname.
+
+        Returns the (host, pod) interface indexes the kernel echoed, (None, None) without an echo.
+        """
         for attempt in (1, 2):
             try:
-                self.fast.add_veth(host_veth, host_mac, request.mtu, request.ifname, pod_mac, fd)
-                return
+                return self.fast.add_veth(host_veth, host_mac, request.mtu, request.ifname, pod_mac, fd)
             except OSError as exc:
                 if exc.errno != errno.EEXIST:
                     raise DatapathError(f"cannot create veth {host_veth}: {exc}") from exc
@@ -198,56 +209,68 @@ class NetlinkDatapath:
                     self.unwire(host_veth)
                     continue
                 raise InterfaceExists(f"interface {request.ifname} already exists in {request.netns}") from exc
+        raise AssertionError("unreachable")
 
-    def _wire_pod(self, pod: Rtnl, request: WiringRequest) -> None:
-        idx = pod.link_index(request.ifname)
+    def _wire_pod(self, pod: Rtnl, request: WiringRequest, idx: int | None) -> None:
+        """Link up, addresses, routes: one datagram (the kernel runs it in order, so the gateway's
+        scope-link route exists before the default route through it)."""
+        if idx is None:
+            idx = pod.link_index(request.ifname)
         if idx is None:
             raise DatapathError(f"{request.ifname} vanished from {request.netns} while wiring")
-        pod.set_link(idx, up=True)
+        messages = [rtnl.set_link_msg(idx, up=True, name=request.ifname)]
         families = set()
         for address in request.addresses:
             families.add(address.version)
             flags = IFA_F_NODAD if address.version == 6 else 0
-            pod.replace_addr(idx, str(address), address.max_prefixlen, flags=flags)
+            messages.append(rtnl.replace_addr_msg(idx, str(address), address.max_prefixlen, flags=flags))
         if 4 in families:
-            pod.replace_route(GATEWAY_V4, 32, idx, scope=RT_SCOPE_LINK)
-            pod.replace_route("0.0.0.0", 0, idx, gateway=GATEWAY_V4)
+            messages.append(rtnl.replace_route_msg(GATEWAY_V4, 32, idx, scope=RT_SCOPE_LINK))
+            messages.append(rtnl.replace_route_msg("0.0.0.0", 0, idx, gateway=GATEWAY_V4))
         if 6 in families:
-            pod.replace_route("::", 0, idx, gateway=GATEWAY_V6)
+            messages.append(rtnl.replace_route_msg("::", 0, idx, gateway=GATEWAY_V6))
+        pod.batch(messages)
 
-    def _wire_host(self, host_veth: str, request: WiringRequest) -> None:
-        idx = self._index(host_veth)
+    def _wire_host(self, host_veth: str, request: WiringRequest, idx: int | None) -> None:
+        if idx is None:
+            idx = self._index(host_veth)
         if idx is None:
             raise DatapathError(f"{host_veth} vanished while wiring")
         alias = f"{ALIAS_PREFIX}{request.container_id}:{request.ifname}"
         # No duplicate address detection on the host side: a tentative link-local address would
         # keep the host from resolving the pod's IPv6 address for the first second or two. And no
         # IPv6 router role on the veth (forwarding is decided by conf/all): a router interface joins
-        # ff02::2 and anycast groups, which doubles the kernel's cost of deleting it on DEL.
-        self._sysctl(f"/proc/sys/net/ipv6/conf/{host_veth}/accept_dad", "0")
-        self._sysctl(f"/proc/sys/net/ipv6/conf/{host_veth}/forwarding", "0")
-        self.fast.set_link(idx, up=True, alias=alias[:255])
+        # ff02::2 and anycast groups, which doubles the kernel's cost of deleting it on DEL. Both
+        # before the link comes up; a new veth has the defaults, so write without reading first.
+        self._write_sysctl(f"/proc/sys/net/ipv6/conf/{host_veth}/accept_dad", "0")
+        self._write_sysctl(f"/proc/sys/net/ipv6/conf/{host_veth}/forwarding", "0")
+        messages = [rtnl.set_link_msg(idx, up=True, alias=alias[:255], name=host_veth)]
         versions = {a.version for a in request.addresses}
         if 4 in versions:
-            self.fast.replace_addr(idx, GATEWAY_V4, 32, scope=RT_SCOPE_HOST)
+            messages.append(rtnl.replace_addr_msg(idx, GATEWAY_V4, 32, scope=RT_SCOPE_HOST))
         if 6 in versions:
-            self.fast.replace_addr(idx, GATEWAY_V6, 64, flags=IFA_F_NODAD)
+            messages.append(rtnl.replace_addr_msg(idx, GATEWAY_V6, 64, flags=IFA_F_NODAD))
         for address in request.addresses:
             if address.version == 4:
-                self.fast.replace_route(
-                    str(address), 32, idx, scope=RT_SCOPE_LINK, proto=ROUTE_PROTO, prefsrc=self.node_ipv4
+                messages.append(
+                    rtnl.replace_route_msg(
+                        str(address), 32, idx, scope=RT_SCOPE_LINK, proto=ROUTE_PROTO, prefsrc=self.node_ipv4
+                    )
                 )
             else:
-                self.fast.replace_route(str(address), 128, idx, proto=ROUTE_PROTO)
+                messages.append(rtnl.replace_route_msg(str(address), 128, idx, proto=ROUTE_PROTO))
+        self.fast.batch(messages)
 
     # --- check ------------------------------------------------------------------------------------
 
-    def check(self, request: WiringRequest, host_veth: str) -> list[str]:
+    def check(self, request: WiringRequest, host_veth: str) -> CheckReport:
         problems: list[str] = []
         idx = self._index(host_veth)
         if idx is None:
-            return [f"host veth {host_veth} is missing"]
+            return CheckReport([f"host veth {host_veth} is missing"])
         link = self.host.get_links(idx)[0]
+        host_mac = _attr(link, "IFLA_ADDRESS")
+        host_peer = _attr(link, "IFLA_LINK")
         if not (link["flags"] & 1):
             problems.append(f"host veth {host_veth} is down")
         if not (_attr(link, "IFLA_IFALIAS") or "").startswith(ALIAS_PREFIX):
@@ -263,15 +286,21 @@ class NetlinkDatapath:
             if not any(r.get_attr("RTA_OIF") == idx and r["dst_len"] == address.max_prefixlen for r in routes):
                 problems.append(f"host route {address}/{address.max_prefixlen} dev {host_veth} is missing")
         if not os.path.exists(request.netns):
-            return [*problems, f"netns {request.netns} is missing"]
+            return CheckReport([*problems, f"netns {request.netns} is missing"], host_mac)
         with pod_netlink(request.netns) as pod:
-            problems.extend(self._check_pod(pod, request))
-        return problems
+            pod_problems, pod_idx, pod_mac, pod_peer = self._check_pod(pod, request)
+        problems.extend(pod_problems)
+        # The two ends name each other's ifindex (IFLA_LINK); another veth renamed to the pod's
+        # interface name, or a host veth re-created for another pod, breaks that.
+        if pod_idx is not None and (pod_peer != idx or host_peer != pod_idx):
+            problems.append(f"{request.ifname} in {request.netns} is not the veth peer of {host_veth}")
+        return CheckReport(problems, host_mac, pod_mac)
 
-    def _check_pod(self, pod: Any, request: WiringRequest) -> list[str]:
+    def _check_pod(self, pod: Any, request: WiringRequest) -> tuple[list[str], int | None, str | None, int | None]:
+        """(problems, ifindex, MAC, peer ifindex) of the pod's interface."""
         found = pod.link_lookup(ifname=request.ifname)
         if not found:
-            return [f"interface {request.ifname} is missing in {request.netns}"]
+            return [f"interface {request.ifname} is missing in {request.netns}"], None, None, None
         idx = found[0]
         problems = []
         link = pod.get_links(idx)[0]
@@ -290,4 +319,4 @@ class NetlinkDatapath:
             defaults = [r for r in pod.get_routes(family=family) if r["dst_len"] == 0 and r.get_attr("RTA_OIF") == idx]
             if not any(r.get_attr("RTA_GATEWAY") == gateway for r in defaults):
                 problems.append(f"default route via {gateway} on {request.ifname} is missing")
-        return problems
+        return problems, idx, link.get_attr("IFLA_ADDRESS"), link.get_attr("IFLA_LINK")

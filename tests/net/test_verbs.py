@@ -54,6 +54,53 @@ def test_add_check_del_every_version(
     assert again.returncode == 0
 
 
+def test_check_names_a_changed_mac_or_a_foreign_peer(
+    plugin: Plugin, agent: Agent, node: Node, make_pod: Callable[[str], str]
+) -> None:
+    pod = make_pod("mac")
+    cid, netns = f"ctr-{pod}", f"/run/netns/{pod}"
+    add = plugin.exec("ADD", plugin.conf(), cid, netns)
+    assert add.returncode == 0, add.doc
+    result = add.doc
+    host, eth0 = result["interfaces"]
+    (ep,) = agent.get("/v1/endpoints")
+    live = {link["ifname"]: link["address"] for link in links(pod) + links(node.name)}
+    assert (ep["host_mac"], ep["mac"]) == (host["mac"], eth0["mac"]) == (live[host["name"]], live["eth0"])
+
+    def check() -> tuple[int, str]:
+        call = plugin.exec("CHECK", plugin.conf(prevResult=result), cid, netns)
+        return call.returncode, "" if call.doc is None else f"{call.doc.get('code')}: {call.doc.get('details')}"
+
+    assert check() == (0, "")
+    sh("ip", "-n", pod, "link", "set", "eth0", "address", "02:de:ad:be:ef:01")
+    code, details = check()
+    assert code == 1 and details == (
+        f"115: eth0 in {netns} has MAC 02:de:ad:be:ef:01, podnet recorded and prevResult lists {eth0['mac']}"
+    )
+    sh("ip", "-n", pod, "link", "set", "eth0", "address", eth0["mac"])
+    sh("ip", "-n", node.name, "link", "set", host["name"], "address", "02:de:ad:be:ef:02")
+    code, details = check()
+    assert code == 1 and details == (
+        f"115: host veth {host['name']} has MAC 02:de:ad:be:ef:02, podnet recorded and prevResult lists {host['mac']}"
+    )
+    sh("ip", "-n", node.name, "link", "set", host["name"], "address", host["mac"])
+    assert check() == (0, "")
+    # another veth in the pod takes the name eth0, with podnet's MAC, addresses and MTU: only the
+    # peer check can tell
+    sh("ip", "-n", pod, "link", "set", "eth0", "name", "old0")
+    sh("ip", "-n", pod, "link", "add", "eth0", "address", eth0["mac"], "type", "veth", "peer", "name", "other0")
+    sh("ip", "-n", pod, "link", "set", "eth0", "up")
+    sh("ip", "-n", pod, "link", "set", "other0", "up")
+    for ip in result["ips"]:
+        sh("ip", "-n", pod, "addr", "add", ip["address"], "dev", "eth0", *(["nodad"] if ":" in ip["address"] else []))
+    sh("ip", "-n", pod, "route", "replace", "default", "via", "169.254.1.1", "dev", "eth0", "onlink")
+    sh("ip", "-n", pod, "-6", "route", "replace", "default", "via", "fe80::1", "dev", "eth0")
+    code, details = check()
+    assert code == 1 and details == f"115: eth0 in {netns} is not the veth peer of {host['name']}"
+    assert plugin.exec("DEL", plugin.conf(), cid, netns).returncode == 0
+    assert podnet_veths(node.name) == []
+
+
 def test_two_pods_reach_each_other_and_the_node(plugin: Plugin, node: Node, make_pod: Callable[[str], str]) -> None:
     a, b = make_pod("a"), make_pod("b")
     res = {}

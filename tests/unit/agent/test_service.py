@@ -7,17 +7,20 @@ from pathlib import Path
 import pytest
 
 from podnet.agent.endpoints import EndpointRegistry
-from podnet.agent.service import CniService, env_from_headers
-from podnet.datapath.backend import Wiring, WiringRequest, host_veth_name
+from podnet.agent.service import CniService, env_from_headers, mac_differences
+from podnet.datapath.backend import CheckReport, Wiring, WiringRequest, host_veth_name
 from podnet.errors import DatapathError, InterfaceExists
 from podnet.ipam.allocator import Owner, parse_cidr
 from podnet.ipam.service import Ipam
 from podnet.ipam.store import DiskIpamStore, MemoryIpamStore
 
+HOST_MAC, POD_MAC = "0e:00:00:00:00:01", "0a:00:00:00:00:02"
+
 
 class FakeDatapath:
     def __init__(self) -> None:
         self.links: dict[str, WiringRequest] = {}
+        self.macs: dict[str, str] = {}  # live MAC by interface name, when not the one wire() set
         self.fail_next = False
 
     def prepare(self) -> None:
@@ -32,13 +35,15 @@ class FakeDatapath:
                 raise InterfaceExists(f"interface {request.ifname} already exists")
         name = host_veth_name(request.container_id, request.ifname)
         self.links[name] = request
-        return Wiring(name, "0e:00:00:00:00:01", "0a:00:00:00:00:02")
+        return Wiring(name, HOST_MAC, POD_MAC)
 
     def unwire(self, host_veth: str) -> bool:
         return self.links.pop(host_veth, None) is not None
 
-    def check(self, request: WiringRequest, host_veth: str) -> list[str]:
-        return [] if host_veth in self.links else [f"host veth {host_veth} is missing"]
+    def check(self, request: WiringRequest, host_veth: str) -> CheckReport:
+        if host_veth not in self.links:
+            return CheckReport([f"host veth {host_veth} is missing"])
+        return CheckReport([], self.macs.get(host_veth, HOST_MAC), self.macs.get(request.ifname, POD_MAC))
 
     def host_veths(self) -> dict[str, str]:
         return {n: f"podnet:{r.container_id}:{r.ifname}" for n, r in self.links.items()}
@@ -138,6 +143,44 @@ def test_check(svc: CniService, dp: FakeDatapath) -> None:
     assert "host veth" in answer["details"]
     assert json.loads(svc.call(env("CHECK", cid="zz"), conf()).body)["code"] == 3
     assert json.loads(svc.call(env("CHECK"), conf("0.3.1")).body)["code"] == 1
+
+
+def test_add_records_both_macs_as_the_result_lists_them(svc: CniService) -> None:
+    result = json.loads(svc.call(env("ADD"), conf()).body)
+    (ep,) = svc.registry.all()
+    assert [i["mac"] for i in result["interfaces"]] == [ep.host_mac, ep.mac] == [HOST_MAC, POD_MAC]
+
+
+def test_check_compares_live_macs_with_record_and_prev_result(svc: CniService, dp: FakeDatapath) -> None:
+    result = json.loads(svc.call(env("ADD"), conf()).body)
+    host_veth = result["interfaces"][0]["name"]
+    dp.macs["eth0"] = "02:aa:bb:cc:dd:ee"
+    answer = json.loads(svc.call(env("CHECK"), conf(prevResult=result)).body)
+    assert answer["code"] == 115
+    assert answer["details"] == (
+        f"eth0 in {NETNS} has MAC 02:aa:bb:cc:dd:ee, podnet recorded and prevResult lists {POD_MAC}"
+    )
+    # a chained plugin (tuning) set that MAC and said so in the result: CHECK accepts it
+    tuned = {**result, "interfaces": [result["interfaces"][0], {**result["interfaces"][1], "mac": "02:AA:BB:CC:DD:EE"}]}
+    assert svc.call(env("CHECK"), conf(prevResult=tuned)).status == 200
+    dp.macs.clear()
+    answer = json.loads(svc.call(env("CHECK"), conf(prevResult=tuned)).body)
+    assert (
+        answer["details"]
+        == f"eth0 in {NETNS} has MAC {POD_MAC}, prevResult lists 02:aa:bb:cc:dd:ee (podnet set {POD_MAC})"
+    )
+    dp.macs[host_veth] = "02:00:00:00:00:09"
+    answer = json.loads(svc.call(env("CHECK"), conf()).body)
+    assert answer["details"] == f"host veth {host_veth} has MAC 02:00:00:00:00:09, podnet recorded {HOST_MAC}"
+
+
+def test_mac_differences_skips_what_is_missing_or_unrecorded(svc: CniService) -> None:
+    svc.call(env("ADD"), conf())
+    (ep,) = svc.registry.all()
+    assert mac_differences(ep, NETNS, None, None, None) == []
+    assert mac_differences(ep, NETNS, None, HOST_MAC.upper(), POD_MAC) == []
+    old = type(ep)(**{**ep.__dict__, "host_mac": ""})  # a record from before host MACs were kept
+    assert mac_differences(old, NETNS, None, "02:00:00:00:00:09", POD_MAC) == []
 
 
 def test_status_verb(svc: CniService) -> None:

@@ -105,3 +105,25 @@ def test_parse_response_detects_truncation() -> None:
 def test_control_characters_in_env_are_rejected() -> None:
     code, out = shim.handle({**ENV, "CNI_ARGS": "A=1\r\nX: y"}, CONF)
     assert code == 1 and json.loads(out)["code"] == 4
+
+
+def test_precompiled_shim_and_its_source_fallback_answer_alike(plugin: Path, tmp_path: Path) -> None:
+    shebang, comment, imports, guard, fast, other, slow = plugin.read_text().splitlines()
+    assert guard.startswith("if sys.modules['_frozen_importlib_external'].MAGIC_NUMBER == b")
+    assert fast.startswith("    exec(marshal.loads(b") and slow.startswith("    exec(compile(")
+    variants = {
+        # the precompiled code runs: a broken fallback does not matter
+        "fast": [shebang, comment, imports, guard, fast, other, "    raise SystemExit(42)"],
+        # another interpreter's magic number: the source runs
+        "slow": [shebang, comment, imports, "if sys.version_info < (3,):", "    raise SystemExit(43)", other, slow],
+    }
+    expected = run(plugin, {"CNI_COMMAND": "VERSION"}, b'{"cniVersion": "0.4.0"}')
+    assert expected.returncode == 0
+    for name, lines in variants.items():
+        exe = tmp_path / name
+        exe.write_text("\n".join(lines) + "\n")
+        exe.chmod(0o755)
+        out = run(exe, {"CNI_COMMAND": "VERSION"}, b'{"cniVersion": "0.4.0"}')
+        assert (name, out.returncode, out.stdout) == (name, 0, expected.stdout)
+        unreachable = run(exe, ENV, CONF)
+        assert json.loads(unreachable.stdout)["code"] == 11

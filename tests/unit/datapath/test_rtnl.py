@@ -32,3 +32,15 @@ def test_names_and_macs_are_stable_and_tagged() -> None:
     first = int(mac[:2], 16)
     assert first & 0x02 and not first & 0x01  # locally administered, unicast
     assert mac != attachment_mac("abc", "eth0", "host")
+
+
+def test_echoed_link_gives_its_index_and_its_peers() -> None:
+    payload = rtnl.ifinfo(7) + rtnl.attr(rtnl.IFLA_IFNAME, rtnl.cstr("pn0")) + rtnl.attr(rtnl.IFLA_LINK, rtnl.u32(2))
+    assert rtnl.echoed_indexes(payload) == (7, 2)
+    assert rtnl.echoed_indexes(rtnl.ifinfo(7)) == (7, None)
+
+
+def test_set_link_message_can_pin_the_name() -> None:
+    kind, flags, body = rtnl.set_link_msg(5, up=True, alias="podnet:c:eth0", name="eth0")
+    assert (kind, flags) == (rtnl.RTM_NEWLINK, 0)
+    assert dict(rtnl._parse_attrs(body[16:])) == {rtnl.IFLA_IFALIAS: b"podnet:c:eth0\0", rtnl.IFLA_IFNAME: b"eth0\0"}
