@@ -21,7 +21,7 @@ from typing import Literal
 
 from podnet.k8s.model import PROTOCOLS, AdminNetworkPolicy, Cluster, Direction, PortSpec, Protocol
 from podnet.k8s.selectors import LabelSelector
-from podnet.policy.identity import Identity, IdentityTable, build_identities
+from podnet.policy.identity import Identity, IdentityAllocator, IdentityTable, build_identities
 from podnet.policy.ports import MAX_PORT, MIN_PORT, PortTable
 from podnet.policy.selectorcache import IdSet, SelectorCache
 
@@ -268,9 +268,12 @@ def _admin_rules(anp: AdminNetworkPolicy, direction: Direction, sc: SelectorCach
     return tuple(out)
 
 
-def compile_cluster(cluster: Cluster) -> CompiledPolicy:
-    """Identities, selector cache and the resolved policy of every pod identity, in both directions."""
-    ids = build_identities(cluster)
+def compile_cluster(cluster: Cluster, allocator: IdentityAllocator | None = None) -> CompiledPolicy:
+    """Identities, selector cache and the resolved policy of every pod identity, in both directions.
+
+    ``allocator`` keeps identity numbers stable across compiles (the agent's); without it they are
+    numbered afresh (the analyzer's). Numbers aside, the result is the same."""
+    ids = build_identities(cluster, allocator)
     sc = SelectorCache(cluster, ids)
     admin: list[tuple[IdSet, dict[Direction, tuple[CompiledRule, ...]]]] = []
     for anp in cluster.admin_policies:

@@ -13,7 +13,7 @@ are exactly the longest matching one and its ancestors: an LPM map from prefix t
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from podnet.k8s.model import NS_NAME_LABEL, AdminNetworkPolicy, Cluster, IPAddress, IPNetwork, Pod, Protocol
@@ -114,8 +114,48 @@ class IdentityTable:
         return [i for i in self.by_id.values() if i.kind == "pod"]
 
 
-def build_identities(cluster: Cluster) -> IdentityTable:
-    """Allocate identities for every pod and every policy CIDR, deterministically."""
+PodKey = tuple[str, frozenset[tuple[str, str]], frozenset[tuple[str, Protocol, int]], frozenset[Membership]]
+
+
+class IdentityAllocator:
+    """Stable numbers for pod identities across compiles (the agent keeps one for its lifetime).
+
+    Without an allocator, :func:`build_identities` numbers identities by their first pod in name
+    order, so a new label set can shift every later number. With one, a key keeps its number while
+    some pod has it; a new key gets the next unused number. Numbers are never reused.
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[PodKey, int] = {}
+        self._next = FIRST_POD_IDENTITY
+
+    def number(self, key: PodKey, floor: int) -> int:
+        """The number of ``key``; a new key (or one below ``floor``, the first number after the CIDR identities)
+        gets a fresh one."""
+        found = self._ids.get(key)
+        if found is None or found < floor:
+            found = self._ids[key] = max(self._next, floor)
+            self._next = found + 1
+        return found
+
+    def get(self, key: PodKey) -> int | None:
+        return self._ids.get(key)
+
+    def retain(self, keys: Iterable[PodKey]) -> None:
+        """Forget every key not in ``keys`` (identities whose last pod is gone)."""
+        live = set(keys)
+        self._ids = {k: v for k, v in self._ids.items() if k in live}
+
+    def copy(self) -> IdentityAllocator:
+        out = IdentityAllocator()
+        out._ids = dict(self._ids)
+        out._next = self._next
+        return out
+
+
+def build_identities(cluster: Cluster, allocator: IdentityAllocator | None = None) -> IdentityTable:
+    """Allocate identities for every pod and every policy CIDR, deterministically (or stably, see
+    :class:`IdentityAllocator`)."""
     cidrs = sorted(policy_cidrs(cluster), key=lambda c: (c.version, int(c.network_address), c.prefixlen))
     table = IdentityTable(cidrs)
     table.by_id[WORLD_V4] = Identity(WORLD_V4, "world", memberships=frozenset({frozenset()}))
@@ -125,41 +165,57 @@ def build_identities(cluster: Cluster) -> IdentityTable:
         member = frozenset(c for c in cidrs if c.version == cidr.version and cidr.subnet_of(c))  # type: ignore[arg-type]
         table.by_id[ident] = Identity(ident, "cidr", memberships=frozenset({member}), cidr=cidr)
         table.cidr_identity[cidr] = ident
-    keys: dict[tuple[object, ...], int] = {}
-    next_id = FIRST_POD_IDENTITY + len(cidrs)
+    keys = assign_pods(table, cluster, lambda pod: pod_key(cluster, table, pod), allocator)
+    if allocator is not None:
+        allocator.retain(keys)
+    return table
+
+
+def assign_pods(
+    table: IdentityTable,
+    cluster: Cluster,
+    key_of: Callable[[Pod], PodKey],
+    allocator: IdentityAllocator | None,
+    known: dict[int, Identity] | None = None,
+) -> dict[PodKey, int]:
+    """Fill ``table``'s pod lookups (pods in name order; the first pod of an address wins it) and, for
+    identities not in ``known``, ``by_id``. Returns key → number for every pod identity."""
+    keys: dict[PodKey, int] = {}
+    floor = FIRST_POD_IDENTITY + len(table.cidrs)
+    next_id = floor
     for pod in sorted(cluster.pods, key=lambda p: (p.namespace, p.name, p.kind)):
-        key, ident_obj = _pod_key(cluster, table, pod)
+        key = key_of(pod)
         found = keys.get(key)
         if found is None:
-            found = keys[key] = next_id
-            next_id += 1
-            table.by_id[found] = Identity(found, *ident_obj)
+            if allocator is not None:
+                found = allocator.number(key, floor)
+            else:
+                found = next_id
+                next_id += 1
+            keys[key] = found
+            reuse = known.get(found) if known is not None else None
+            table.by_id[found] = reuse if reuse is not None else _identity(cluster, found, key)
             table.pod_identities_by_ns.setdefault(pod.namespace, []).append(found)
         table.pod_identity[(pod.namespace, pod.name, pod.kind)] = found
         for addr in pod.ips:
             table.address_identity.setdefault(addr, found)
-    return table
+    return keys
 
 
-def _pod_key(
-    cluster: Cluster, table: IdentityTable, pod: Pod
-) -> tuple[
-    tuple[object, ...],
-    tuple[
-        str,
-        str,
-        frozenset[tuple[str, str]],
-        frozenset[tuple[str, str]],
-        frozenset[tuple[str, Protocol, int]],
-        frozenset[Membership],
-    ],
-]:
-    ns = cluster.namespace(pod.namespace)
+def pod_key(cluster: Cluster, table: IdentityTable, pod: Pod) -> PodKey:
+    """Everything a policy can tell this pod apart by (see the module docstring)."""
     labels = frozenset(pod.labels.items())
-    ns_labels = frozenset(ns.labels.items())
     named = frozenset((p.name, p.protocol, p.port) for p in pod.ports if p.name)
-    members = frozenset(table.membership(a) for a in pod.ips)
-    return (pod.namespace, labels, named, members), ("pod", pod.namespace, labels, ns_labels, named, members)
+    # An address in no policy CIDR adds nothing a policy could select on, so a pod before and after it gets
+    # its address (and pods with and without one) share an identity.
+    members = frozenset(m for m in (table.membership(a) for a in pod.ips) if m)
+    return (pod.namespace, labels, named, members)
+
+
+def _identity(cluster: Cluster, number: int, key: PodKey) -> Identity:
+    namespace, labels, named, members = key
+    ns_labels = frozenset(cluster.namespace(namespace).labels.items())
+    return Identity(number, "pod", namespace, labels, ns_labels, named, members)
 
 
 def namespace_labels(cluster: Cluster, name: str) -> dict[str, str]:
