@@ -85,8 +85,9 @@ class MemoryDatapath:
 def _endpoint(pod: Obj, n: int) -> Endpoint:
     meta = pod["metadata"]
     address = ipaddress.ip_address(f"10.9.0.{n}")
-    return Endpoint(f"c{n}", "eth0", f"/run/netns/p{n}", "podnet", f"pn{n}", (address,), f"0e:00:00:00:00:{n:02x}", 1500,
-                    meta.get("namespace", "default"), meta["name"], float(n))  # fmt: skip
+    mac = f"0e:00:00:00:00:{n:02x}"
+    ns = meta.get("namespace", "default")
+    return Endpoint(f"c{n}", "eth0", f"/run/netns/p{n}", "podnet", f"pn{n}", (address,), mac, 1500, ns, meta["name"], n)
 
 
 def _drain(loop: PolicyLoop, source: StaticSource) -> None:
