@@ -167,13 +167,11 @@ class Controller:
             log.warning("pod %s not started: %s", ref, exc.message)
             return
         try:
-            record = runtime.start_pod(self.lab, model, nodes[pod["spec"]["nodeName"]])
+            uid = pod["metadata"].get("uid")
+            record = runtime.start_pod(self.lab, model, nodes[pod["spec"]["nodeName"]], uid=uid)
         except PodnetError as exc:
             log.warning("pod %s failed to start: %s", ref, exc.message)
             return
-        with self.lab.lock:
-            record["uid"] = pod["metadata"].get("uid")
-            self.lab.save()
         log.info("started %s on %s at %s", ref, record["node"], ",".join(record["ips"]))
         self._report(pod, record)
 
