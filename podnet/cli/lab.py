@@ -46,6 +46,11 @@ def register(sub: Any) -> None:
     p.add_argument("--node", required=True, metavar="NODE", help="the node, e.g. node0")
     p.set_defaults(func=cmd_restart_agent)
 
+    p = lsub.add_parser("metrics", help="the Prometheus metrics of the lab's agents (flows, drops, policy entries)")
+    _name(p)
+    p.add_argument("--node", default=None, metavar="NODE", help="one node, e.g. node0 (default: every node)")
+    p.set_defaults(func=cmd_metrics)
+
     p = lsub.add_parser("list", help="running labs")
     p.set_defaults(func=cmd_list)
 
@@ -196,6 +201,17 @@ def cmd_restart_agent(args: argparse.Namespace) -> int:
     node = lab.plan.node(args.node)
     manager.restart_agent(lab, node)
     print(f"agent {node.name} of lab {lab.name}: restarted (pid {lab.procs[f'agent/{node.name}'].pid})")
+    return 0
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    lab = manager.pick(args.name)
+    nodes = [lab.plan.node(args.node)] if args.node else list(lab.plan.nodes)
+    for node in nodes:
+        text = manager.scrape_metrics(lab, node)
+        if len(nodes) > 1:
+            print(f"# node {node.name} ({node.netns}, http://{manager.metrics_addr(node)}/metrics)")
+        sys.stdout.write(text)
     return 0
 
 
