@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from podnet.agent.endpoints import EndpointRegistry
 from podnet.errors import PodnetError
+from podnet.k8s.model import IPAddress
 from podnet.k8s.objectcache import ParsedObjects
 from podnet.k8s.source import Change, ClusterSource
 from podnet.policy.identity import IdentityTable
@@ -136,13 +137,16 @@ class PolicyLoop:
         registry: EndpointRegistry,
         datapath: PolicyDatapath,
         flows: FlowCollector | None = None,
+        host_addresses: tuple[IPAddress, ...] = (),
     ) -> None:
+        """``host_addresses``: this node's own addresses (the source of its packets to pods), which get the
+        ``host`` identity: a pod always accepts traffic from its own node (NetworkPolicy's rule)."""
         self.source = source
         self.flows = flows
         self.registry = registry
         self.datapath = datapath
         self.objects = ParsedObjects()
-        self.compiler = IncrementalCompiler()
+        self.compiler = IncrementalCompiler(host_addresses)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._done = threading.Condition()

@@ -62,7 +62,7 @@ def register(sub: Any) -> None:
 
     p = lsub.add_parser("probe", help="one real connection from a pod")
     _name(p)
-    p.add_argument("--from", dest="src", required=True, metavar="NS/POD")
+    p.add_argument("--from", dest="src", required=True, metavar="NS/POD|host:NODE")
     p.add_argument("--to", dest="dst", required=True, metavar="NS/POD|IP")
     p.add_argument("--protocol", default="TCP", type=str.upper, choices=("TCP", "UDP", "SCTP"))
     p.add_argument("--port", type=int, required=True)
@@ -312,7 +312,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     else:
         reachable = sum(p.reachable for p in probes)
         print(
-            f"{len(probes)} probes from {len(lab.pods)} pods (to pods, their node, the outside): "
+            f"{len(probes)} probes from {len(lab.pods)} pods (to pods, their node, the outside) and from each node "
+            "to its pods: "
             f"{reachable} reachable, {len(probes) - reachable} not; {len(diffs)} differ from the analyzer"
         )
         for d in diffs:

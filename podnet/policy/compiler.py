@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from podnet.k8s.model import PROTOCOLS, AdminNetworkPolicy, Cluster, Direction, PortSpec, Protocol
+from podnet.k8s.model import PROTOCOLS, AdminNetworkPolicy, Cluster, Direction, IPAddress, PortSpec, Protocol
 from podnet.k8s.selectors import LabelSelector
 from podnet.policy.identity import Identity, IdentityAllocator, IdentityTable, build_identities
 from podnet.policy.ports import MAX_PORT, MIN_PORT, PortTable
@@ -50,6 +50,8 @@ class RuleRef:
     def __str__(self) -> str:
         if self.kind == "isolation":
             return f"default deny ({self.direction} isolated by NetworkPolicy {', '.join(self.isolated_by)})"
+        if self.kind == "host":
+            return "traffic from the pod's own node (NetworkPolicy never isolates a pod from it)"
         rule = f" {self.rule_name!r}" if self.rule_name else ""
         return f"{self.kind} {self.policy} {self.direction}[{self.index}]{rule}"
 
@@ -79,6 +81,7 @@ class Decision:
 
 
 DEFAULT_ALLOW = Decision("allow", "default")
+FROM_HOST = Decision("allow", "default", RuleRef("host", "", "ingress", -1))
 _PASS = Decision("allow", "admin", RuleRef("pass", "", "ingress", -1))
 
 
@@ -205,6 +208,11 @@ class CompiledPolicy:
         found = self._tables.get(pair)
         if found is not None:
             return found
+        if direction == "ingress" and self.identities.by_id[peer].kind == "host":
+            # "traffic is allowed to a pod if ... the traffic source is the pod's local node" (NetworkPolicy's
+            # ingress); no AdminNetworkPolicy ingress peer can select a node.
+            found = self._tables[pair] = host_table()
+            return found
         classes = self._classes.get((subject, direction)) or self._classify(subject, direction)
         mask = classes.base
         for bit, peers in classes.finite:
@@ -230,6 +238,13 @@ class CompiledPolicy:
             ingress = self.table(dst, "ingress", src).lookup(protocol, port)
         allowed = (egress is None or egress.verdict == "allow") and (ingress is None or ingress.verdict == "allow")
         return ConnectionVerdict(allowed, egress, ingress)
+
+
+def host_table() -> PortTable[Decision]:
+    """Every port of every protocol allowed, by the local node's exception."""
+    table: PortTable[Decision] = PortTable()
+    table.claim_rest(FROM_HOST)
+    return table.seal()
 
 
 def build_table(dpol: DirectionPolicy, peer: int, dest: Identity) -> PortTable[Decision]:
@@ -268,12 +283,15 @@ def _admin_rules(anp: AdminNetworkPolicy, direction: Direction, sc: SelectorCach
     return tuple(out)
 
 
-def compile_cluster(cluster: Cluster, allocator: IdentityAllocator | None = None) -> CompiledPolicy:
+def compile_cluster(
+    cluster: Cluster, allocator: IdentityAllocator | None = None, host_addresses: tuple[IPAddress, ...] = ()
+) -> CompiledPolicy:
     """Identities, selector cache and the resolved policy of every pod identity, in both directions.
 
     ``allocator`` keeps identity numbers stable across compiles (the agent's); without it they are
-    numbered afresh (the analyzer's). Numbers aside, the result is the same."""
-    ids = build_identities(cluster, allocator)
+    numbered afresh (the analyzer's). Numbers aside, the result is the same. ``host_addresses``: the
+    policy as seen by the node with these addresses, which get the ``host`` identity."""
+    ids = build_identities(cluster, allocator, host_addresses)
     sc = SelectorCache(cluster, ids)
     admin: list[tuple[IdSet, dict[Direction, tuple[CompiledRule, ...]]]] = []
     for anp in cluster.admin_policies:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from podnet.k8s.model import NS_NAME_LABEL, AdminNetworkPolicy, Cluster, IPAddress, IPNetwork, Pod, Protocol
 
 FIRST_POD_IDENTITY = 256
+HOST = 1  # the node itself, in a node agent's table only (Cilium's reserved:host)
 WORLD_V4 = 2
 WORLD_V6 = 3
 FIRST_CIDR_IDENTITY = 16
@@ -30,7 +31,7 @@ class Identity:
     """One identity. ``memberships`` lists, per address, the policy CIDRs that contain it."""
 
     id: int
-    kind: str  # "pod", "cidr" or "world"
+    kind: str  # "pod", "cidr", "world" or "host"
     namespace: str | None = None
     labels: frozenset[tuple[str, str]] = frozenset()
     ns_labels: frozenset[tuple[str, str]] = frozenset()
@@ -60,6 +61,8 @@ class Identity:
             return f"identity {self.id} (namespace {self.namespace}; {labels or 'no labels'})"
         if self.kind == "cidr":
             return f"identity {self.id} (cidr {self.cidr})"
+        if self.kind == "host":
+            return f"identity {self.id} (host: this node)"
         return f"identity {self.id} (world)"
 
 
@@ -153,9 +156,12 @@ class IdentityAllocator:
         return out
 
 
-def build_identities(cluster: Cluster, allocator: IdentityAllocator | None = None) -> IdentityTable:
+def build_identities(
+    cluster: Cluster, allocator: IdentityAllocator | None = None, host_addresses: tuple[IPAddress, ...] = ()
+) -> IdentityTable:
     """Allocate identities for every pod and every policy CIDR, deterministically (or stably, see
-    :class:`IdentityAllocator`)."""
+    :class:`IdentityAllocator`). With ``host_addresses`` (a node agent's own addresses), the node gets the
+    ``host`` identity (see :func:`add_host`)."""
     cidrs = sorted(policy_cidrs(cluster), key=lambda c: (c.version, int(c.network_address), c.prefixlen))
     table = IdentityTable(cidrs)
     table.by_id[WORLD_V4] = Identity(WORLD_V4, "world", memberships=frozenset({frozenset()}))
@@ -168,7 +174,22 @@ def build_identities(cluster: Cluster, allocator: IdentityAllocator | None = Non
     keys = assign_pods(table, cluster, lambda pod: pod_key(cluster, table, pod), allocator)
     if allocator is not None:
         allocator.retain(keys)
+    add_host(table, host_addresses)
     return table
+
+
+def add_host(table: IdentityTable, addresses: tuple[IPAddress, ...]) -> None:
+    """Give the node's own ``addresses`` the ``host`` identity (nothing when there are none).
+
+    Its memberships are its addresses' policy CIDRs, so an ipBlock selects the node exactly as it selects
+    the node's address; what differs is ingress: traffic from a pod's own node is always allowed
+    (:meth:`podnet.policy.compiler.CompiledPolicy.table`)."""
+    if not addresses:
+        return
+    members = frozenset(table.membership(a) for a in addresses)
+    table.by_id[HOST] = Identity(HOST, "host", memberships=members)
+    for addr in addresses:
+        table.address_identity.setdefault(addr, HOST)
 
 
 def assign_pods(

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from podnet.k8s.model import Cluster, Pod
+from podnet.k8s.model import Cluster, IPAddress, Pod
 from podnet.policy.compiler import DIRECTIONS, CompiledPolicy, compile_cluster
-from podnet.policy.identity import IdentityAllocator, IdentityTable, PodKey, assign_pods, pod_key
+from podnet.policy.identity import IdentityAllocator, IdentityTable, PodKey, add_host, assign_pods, pod_key
 from podnet.policy.mapimage import MapImage, map_image
 
 
@@ -80,7 +80,8 @@ def changed_identities(old: CompiledPolicy | None, new: CompiledPolicy) -> froze
 class IncrementalCompiler:
     """The compiled policy of the latest cluster, updated incrementally (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, host_addresses: tuple[IPAddress, ...] = ()) -> None:
+        self.host_addresses = host_addresses  # this node's own addresses: the host identity
         self.allocator = IdentityAllocator()
         self.compiled: CompiledPolicy | None = None
         self._keys: dict[tuple[str, str, str], tuple[Pod, PodKey]] = {}  # pod → its identity key, by pod value
@@ -132,6 +133,7 @@ class IncrementalCompiler:
         table.by_id = {i: ident for i, ident in old_ids.by_id.items() if ident.kind != "pod"}
         table.cidr_identity = old_ids.cidr_identity
         assign_pods(table, cluster, lambda pod: keys[(pod.namespace, pod.name, pod.kind)][1], self.allocator, pod_ids)
+        add_host(table, self.host_addresses)
         compiled = CompiledPolicy(cluster, table, old.selectors, old.directions, old._classes, old._tables)
         self.compiled = compiled
         self._keys = keys
@@ -139,7 +141,7 @@ class IncrementalCompiler:
         return Update(compiled, False, frozenset(), moved)
 
     def _compile(self, old: CompiledPolicy | None, cluster: Cluster) -> Update:
-        compiled = compile_cluster(cluster, self.allocator)
+        compiled = compile_cluster(cluster, self.allocator, self.host_addresses)
         self.compiles += 1
         changed = changed_identities(old, compiled)
         live = {i.id for i in compiled.identities.pods()}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import ipaddress
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -18,6 +19,9 @@ from podnet.policy.mapimage import map_image
 from tests.unit.policy import clusters
 
 Obj = dict[str, Any]
+
+
+HOSTS = ["10.0.0.50", "192.168.3.3", "172.30.0.1"]  # a node's own address: no pod of the generated clusters has it
 
 
 @st.composite
@@ -98,7 +102,7 @@ def _drain(source: StaticSource, parsed: ParsedObjects) -> None:
 
 def _assert_equal_to_full(inc: IncrementalCompiler, full_cluster: Cluster) -> None:
     assert inc.compiled is not None
-    full = compile_cluster(full_cluster, inc.allocator.copy())
+    full = compile_cluster(full_cluster, inc.allocator.copy(), inc.host_addresses)
     got, want = inc.compiled.identities, full.identities
     assert got.by_id == want.by_id
     assert got.pod_identity == want.pod_identity
@@ -114,16 +118,16 @@ def _assert_equal_to_full(inc: IncrementalCompiler, full_cluster: Cluster) -> No
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(change_sequences())
+@given(change_sequences(), st.sampled_from([None, *HOSTS]))
 def test_incremental_updates_equal_a_full_compile_after_every_change(
-    case: tuple[list[Obj], list[tuple[str, Obj]]],
+    case: tuple[list[Obj], list[tuple[str, Obj]]], host: str | None
 ) -> None:
     docs, steps = case
     source = StaticSource(docs)
     source.start()
     parsed = ParsedObjects()
     _drain(source, parsed)
-    inc = IncrementalCompiler()
+    inc = IncrementalCompiler((ipaddress.ip_address(host),) if host else ())
     first = inc.update(parsed.cluster())
     assert first.recompiled and first.addresses_changed
     _assert_equal_to_full(inc, cluster(source))
