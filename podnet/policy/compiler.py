@@ -16,12 +16,13 @@ address outside the cluster has no side of its own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 from podnet.k8s.model import PROTOCOLS, AdminNetworkPolicy, Cluster, Direction, IPAddress, PortSpec, Protocol
 from podnet.k8s.selectors import LabelSelector
-from podnet.policy.identity import Identity, IdentityAllocator, IdentityTable, build_identities
+from podnet.policy.identity import Identity, IdentityAllocator, IdentityTable, PodKey, build_identities
 from podnet.policy.ports import MAX_PORT, MIN_PORT, PortTable
 from podnet.policy.selectorcache import IdSet, SelectorCache
 
@@ -181,6 +182,7 @@ class CompiledPolicy:
     directions: dict[tuple[int, Direction], DirectionPolicy]
     _classes: dict[tuple[int, Direction], _PeerClasses] = field(default_factory=dict)
     _tables: dict[tuple[int, Direction, int], PortTable[Decision]] = field(default_factory=dict)
+    _selecting: dict[int, tuple[int, ...]] = field(default_factory=dict)  # see compile_cluster(previous=)
 
     def direction(self, subject: int, direction: Direction) -> DirectionPolicy:
         return self.directions.get((subject, direction), EMPTY_DIRECTIONS[direction])
@@ -284,15 +286,30 @@ def _admin_rules(anp: AdminNetworkPolicy, direction: Direction, sc: SelectorCach
 
 
 def compile_cluster(
-    cluster: Cluster, allocator: IdentityAllocator | None = None, host_addresses: tuple[IPAddress, ...] = ()
+    cluster: Cluster,
+    allocator: IdentityAllocator | None = None,
+    host_addresses: tuple[IPAddress, ...] = (),
+    previous: CompiledPolicy | None = None,
+    pod_keys: Mapping[tuple[str, str, str], PodKey] | None = None,
 ) -> CompiledPolicy:
     """Identities, selector cache and the resolved policy of every pod identity, in both directions.
 
     ``allocator`` keeps identity numbers stable across compiles (the agent's); without it they are
     numbered afresh (the analyzer's). Numbers aside, the result is the same. ``host_addresses``: the
-    policy as seen by the node with these addresses, which get the ``host`` identity."""
-    ids = build_identities(cluster, allocator, host_addresses)
-    sc = SelectorCache(cluster, ids)
+    policy as seen by the node with these addresses, which get the ``host`` identity.
+
+    ``previous``: a compile of the same namespaces and policies with the same ``allocator`` (only pods
+    differ, :func:`podnet.policy.incremental.same_policy_inputs`). Its selector results and which
+    NetworkPolicies select each identity carry over: selectors are evaluated only against the new
+    identities (the result is the same as without it; ``tests/unit/policy/test_incremental.py``).
+    ``pod_keys``: every pod's identity key, when the caller knows them (see :func:`build_identities`)."""
+    ids = build_identities(cluster, allocator, host_addresses, pod_keys)
+    if previous is not None:
+        sc = SelectorCache.carried(previous.selectors, cluster, ids, previous.identities)
+    else:
+        sc = SelectorCache(cluster, ids)
+    selecting_cache: dict[int, tuple[int, ...]] = {}  # identity → indexes in its namespace's network list
+    old_selecting = previous._selecting if previous is not None else {}
     admin: list[tuple[IdSet, dict[Direction, tuple[CompiledRule, ...]]]] = []
     for anp in cluster.admin_policies:
         admin.append((sc.admin_peer(anp.subject), {d: _admin_rules(anp, d, sc) for d in DIRECTIONS}))
@@ -322,13 +339,15 @@ def compile_cluster(
         network_by_ns.setdefault(np.namespace, []).append((np.ref, per_dir, np.pod_selector))
     directions: dict[tuple[int, Direction], DirectionPolicy] = {}
     for ident in ids.pods():
-        labels = ident.label_dict
         assert ident.namespace is not None
-        selecting = [
-            (ref, per_dir)
-            for ref, per_dir, selector in network_by_ns.get(ident.namespace, ())
-            if selector.matches(labels)
-        ]
+        in_ns = network_by_ns.get(ident.namespace, [])
+        indexes = old_selecting.get(ident.id)
+        if indexes is None or previous is None or previous.identities.by_id.get(ident.id) != ident:
+            # a new identity (an unchanged one is the same label set: which policies select it carries over)
+            labels = ident.label_dict
+            indexes = tuple(i for i, (_, _, selector) in enumerate(in_ns) if selector.matches(labels))
+        selecting_cache[ident.id] = indexes
+        selecting = [(in_ns[i][0], in_ns[i][1]) for i in indexes]
         for d in DIRECTIONS:
             admin_rules = tuple(r for subject, rules in admin if ident.id in subject for r in rules[d])
             isolated_by = tuple(ref for ref, per_dir in selecting if per_dir[d] is not None)
@@ -336,4 +355,4 @@ def compile_cluster(
             baseline_rules = baseline[1][d] if baseline is not None and ident.id in baseline[0] else ()
             if admin_rules or isolated_by or baseline_rules:
                 directions[(ident.id, d)] = DirectionPolicy(d, admin_rules, isolated_by, network_rules, baseline_rules)
-    return CompiledPolicy(cluster, ids, sc, directions)
+    return CompiledPolicy(cluster, ids, sc, directions, _selecting=selecting_cache)

@@ -13,7 +13,7 @@ are exactly the longest matching one and its ancestors: an LPM map from prefix t
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from podnet.k8s.model import NS_NAME_LABEL, AdminNetworkPolicy, Cluster, IPAddress, IPNetwork, Pod, Protocol
@@ -157,12 +157,16 @@ class IdentityAllocator:
 
 
 def build_identities(
-    cluster: Cluster, allocator: IdentityAllocator | None = None, host_addresses: tuple[IPAddress, ...] = ()
+    cluster: Cluster,
+    allocator: IdentityAllocator | None = None,
+    host_addresses: tuple[IPAddress, ...] = (),
+    pod_keys: Mapping[tuple[str, str, str], PodKey] | None = None,
 ) -> IdentityTable:
     """Allocate identities for every pod and every policy CIDR, deterministically (or stably, see
     :class:`IdentityAllocator`). With ``host_addresses`` (a node agent's own addresses), the node gets the
-    ``host`` identity (see :func:`add_host`)."""
-    cidrs = sorted(policy_cidrs(cluster), key=lambda c: (c.version, int(c.network_address), c.prefixlen))
+    ``host`` identity (see :func:`add_host`). ``pod_keys``: each pod's :func:`pod_key`, known already
+    (for the same policy CIDRs), by (namespace, name, kind)."""
+    cidrs = sorted_policy_cidrs(cluster)
     table = IdentityTable(cidrs)
     table.by_id[WORLD_V4] = Identity(WORLD_V4, "world", memberships=frozenset({frozenset()}))
     table.by_id[WORLD_V6] = Identity(WORLD_V6, "world", memberships=frozenset({frozenset()}))
@@ -171,11 +175,20 @@ def build_identities(
         member = frozenset(c for c in cidrs if c.version == cidr.version and cidr.subnet_of(c))  # type: ignore[arg-type]
         table.by_id[ident] = Identity(ident, "cidr", memberships=frozenset({member}), cidr=cidr)
         table.cidr_identity[cidr] = ident
-    keys = assign_pods(table, cluster, lambda pod: pod_key(cluster, table, pod), allocator)
+    if pod_keys is not None:
+        known = pod_keys
+        keys = assign_pods(table, cluster, lambda pod: known[(pod.namespace, pod.name, pod.kind)], allocator)
+    else:
+        keys = assign_pods(table, cluster, lambda pod: pod_key(cluster, table, pod), allocator)
     if allocator is not None:
         allocator.retain(keys)
     add_host(table, host_addresses)
     return table
+
+
+def sorted_policy_cidrs(cluster: Cluster) -> list[IPNetwork]:
+    """The policy CIDRs in identity order (by family, address, prefix length)."""
+    return sorted(policy_cidrs(cluster), key=lambda c: (c.version, int(c.network_address), c.prefixlen))
 
 
 def add_host(table: IdentityTable, addresses: tuple[IPAddress, ...]) -> None:

@@ -11,8 +11,10 @@ policies and the set of pod identities (label sets), not on which pods or how ma
   need the kernel);
 - otherwise (a new or vanished label set, a namespace or policy change): compiles with
   :func:`~podnet.policy.compiler.compile_cluster` — the one compiler, so the analyzer and the kernel
-  cannot disagree — with identity numbers kept stable by an :class:`~podnet.policy.identity.IdentityAllocator`,
-  and reports which identities' map images may differ: those whose resolved policy (rules, the peers
+  cannot disagree — with identity numbers kept stable by an :class:`~podnet.policy.identity.IdentityAllocator`;
+  when only pods changed, the previous compile's selector results and subject matches carry over, so
+  selectors are evaluated against the new identities only (``compile_cluster(previous=...)``). It
+  reports which identities' map images may differ: those whose resolved policy (rules, the peers
   their selectors select), own identity or, for egress rules with named ports, the peers declaring
   those ports changed. Every other image is reused.
 
@@ -27,7 +29,15 @@ from dataclasses import dataclass
 
 from podnet.k8s.model import Cluster, IPAddress, Pod
 from podnet.policy.compiler import DIRECTIONS, CompiledPolicy, compile_cluster
-from podnet.policy.identity import IdentityAllocator, IdentityTable, PodKey, add_host, assign_pods, pod_key
+from podnet.policy.identity import (
+    IdentityAllocator,
+    IdentityTable,
+    PodKey,
+    add_host,
+    assign_pods,
+    pod_key,
+    sorted_policy_cidrs,
+)
 from podnet.policy.mapimage import MapImage, map_image
 
 
@@ -84,9 +94,11 @@ class IncrementalCompiler:
         self.host_addresses = host_addresses  # this node's own addresses: the host identity
         self.allocator = IdentityAllocator()
         self.compiled: CompiledPolicy | None = None
-        self._keys: dict[tuple[str, str, str], tuple[Pod, PodKey]] = {}  # pod → its identity key, by pod value
+        # pod → its identity key, by pod value; valid for the policy CIDRs of ``compiled``
+        self._keys: dict[tuple[str, str, str], tuple[Pod, PodKey]] = {}
         self._images: dict[int, MapImage] = {}
-        self.compiles = 0
+        self.compiles = 0  # compile_cluster runs ...
+        self.carried = 0  # ... of which carried the selector results over (only pods changed)
         self.updates = 0
 
     def update(self, cluster: Cluster) -> Update:
@@ -134,20 +146,29 @@ class IncrementalCompiler:
         table.cidr_identity = old_ids.cidr_identity
         assign_pods(table, cluster, lambda pod: keys[(pod.namespace, pod.name, pod.kind)][1], self.allocator, pod_ids)
         add_host(table, self.host_addresses)
-        compiled = CompiledPolicy(cluster, table, old.selectors, old.directions, old._classes, old._tables)
+        compiled = CompiledPolicy(
+            cluster, table, old.selectors, old.directions, old._classes, old._tables, _selecting=old._selecting
+        )
         self.compiled = compiled
         self._keys = keys
         moved = table.address_identity != old_ids.address_identity
         return Update(compiled, False, frozenset(), moved)
 
     def _compile(self, old: CompiledPolicy | None, cluster: Cluster) -> Update:
-        compiled = compile_cluster(cluster, self.allocator, self.host_addresses)
+        carry = old if old is not None and same_policy_inputs(old.cluster, cluster) else None
+        if carry is not None:  # the same policy CIDRs: the keys of pods that did not change are known
+            self._keys = self._pod_keys(cluster, carry.identities)
+        else:  # the policy CIDRs may differ, and with them every pod's memberships: no key is known
+            self._keys = {}
+            self._keys = self._pod_keys(cluster, IdentityTable(sorted_policy_cidrs(cluster)))
+        known = {ref: key for ref, (_, key) in self._keys.items()}
+        compiled = compile_cluster(cluster, self.allocator, self.host_addresses, carry, known)
         self.compiles += 1
+        self.carried += carry is not None
         changed = changed_identities(old, compiled)
         live = {i.id for i in compiled.identities.pods()}
         self._images = {i: img for i, img in self._images.items() if i in live and i not in changed}
         self.compiled = compiled
-        self._keys = self._pod_keys(cluster, compiled.identities)
         moved = old is None or (
             old.identities.address_identity != compiled.identities.address_identity
             or old.identities.cidr_identity != compiled.identities.cidr_identity

@@ -138,8 +138,11 @@ def test_incremental_updates_equal_a_full_compile_after_every_change(
         source.push(type_, obj)  # type: ignore[arg-type]
         _drain(source, parsed)
         assert _sourceless(parsed.cluster()) == _sourceless(cluster(source))
+        carried = inc.carried
         update = inc.update(parsed.cluster())
         _assert_equal_to_full(inc, cluster(source))
+        if inc.carried > carried:  # the carried selector results equal a fresh evaluation's
+            assert update.compiled._selecting == compile_cluster(cluster(source), inc.allocator.copy())._selecting
         # What the update says did not change really did not: the image objects are the ones from before.
         for ident in update.compiled.identities.pods():
             if ident.id not in update.changed and ident.id in images_before:
@@ -195,6 +198,7 @@ def test_a_pod_with_a_known_label_set_needs_no_compile_and_no_new_image() -> Non
     update = inc.update(parsed.cluster())
     other = update.compiled.identities.pod_identity[("web", "other-0", "Pod")]
     assert update.recompiled and update.changed == frozenset({other})
+    assert inc.carried == 1  # only pods changed: the selector results carried over
     assert inc.image(back) is image
     assert update.compiled.identities.pod_identity[("web", "back-0", "Pod")] == back  # numbers are stable
 
