@@ -303,7 +303,11 @@ def compile_cluster(
     NetworkPolicies select each identity carry over: selectors are evaluated only against the new
     identities (the result is the same as without it; ``tests/unit/policy/test_incremental.py``).
     ``pod_keys``: every pod's identity key, when the caller knows them (see :func:`build_identities`)."""
-    ids = build_identities(cluster, allocator, host_addresses, pod_keys)
+    if allocator is None:
+        previous = None  # without stable numbers, one number may stand for another label set than before
+    ids = build_identities(
+        cluster, allocator, host_addresses, pod_keys, previous.identities if previous is not None else None
+    )
     if previous is not None:
         sc = SelectorCache.carried(previous.selectors, cluster, ids, previous.identities)
     else:

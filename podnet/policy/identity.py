@@ -161,25 +161,33 @@ def build_identities(
     allocator: IdentityAllocator | None = None,
     host_addresses: tuple[IPAddress, ...] = (),
     pod_keys: Mapping[tuple[str, str, str], PodKey] | None = None,
+    previous: IdentityTable | None = None,
 ) -> IdentityTable:
     """Allocate identities for every pod and every policy CIDR, deterministically (or stably, see
     :class:`IdentityAllocator`). With ``host_addresses`` (a node agent's own addresses), the node gets the
     ``host`` identity (see :func:`add_host`). ``pod_keys``: each pod's :func:`pod_key`, known already
-    (for the same policy CIDRs), by (namespace, name, kind)."""
+    (for the same policy CIDRs), by (namespace, name, kind). ``previous``: the table of a build with the
+    same allocator, namespaces and policies, whose identity objects are reused."""
     cidrs = sorted_policy_cidrs(cluster)
     table = IdentityTable(cidrs)
     table.by_id[WORLD_V4] = Identity(WORLD_V4, "world", memberships=frozenset({frozenset()}))
     table.by_id[WORLD_V6] = Identity(WORLD_V6, "world", memberships=frozenset({frozenset()}))
+    same_cidrs = previous is not None and previous.cidrs == cidrs
     for i, cidr in enumerate(cidrs):
         ident = FIRST_CIDR_IDENTITY + i
-        member = frozenset(c for c in cidrs if c.version == cidr.version and cidr.subnet_of(c))  # type: ignore[arg-type]
-        table.by_id[ident] = Identity(ident, "cidr", memberships=frozenset({member}), cidr=cidr)
+        if same_cidrs and previous is not None:
+            table.by_id[ident] = previous.by_id[ident]
+        else:
+            member = frozenset(c for c in cidrs if c.version == cidr.version and cidr.subnet_of(c))  # type: ignore[arg-type]
+            table.by_id[ident] = Identity(ident, "cidr", memberships=frozenset({member}), cidr=cidr)
         table.cidr_identity[cidr] = ident
+    # with an allocator, a number stands for one key, so its identity object is the same as before
+    reuse = {i.id: i for i in previous.pods()} if same_cidrs and previous is not None and allocator else None
     if pod_keys is not None:
         known = pod_keys
-        keys = assign_pods(table, cluster, lambda pod: known[(pod.namespace, pod.name, pod.kind)], allocator)
+        keys = assign_pods(table, cluster, lambda pod: known[(pod.namespace, pod.name, pod.kind)], allocator, reuse)
     else:
-        keys = assign_pods(table, cluster, lambda pod: pod_key(cluster, table, pod), allocator)
+        keys = assign_pods(table, cluster, lambda pod: pod_key(cluster, table, pod), allocator, reuse)
     if allocator is not None:
         allocator.retain(keys)
     add_host(table, host_addresses)
