@@ -217,7 +217,7 @@ class PolicyLoop:
         """Take the changes that follow the first one closely: one sync serves a burst."""
         self.stats["batches"] += 1
         deadline = time.monotonic() + BATCH_MAX
-        while (left := deadline - time.monotonic()) > 0:
+        while (left := deadline - time.monotonic()) > 0 and not self._wake.is_set():  # a CNI ADD waits: sync now
             change = self.source.next_change(timeout=min(BATCH_QUIET, left))
             if change is None:
                 return
@@ -244,6 +244,12 @@ class PolicyLoop:
         except (PodnetError, OSError) as exc:
             self.last_error = str(exc)
             log.warning("policy sync failed: %s", exc)
+            self.forget_kernel()
+            return False
+        except Exception as exc:  # a bug: start over from nothing rather than stop enforcing changes
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("policy sync crashed; the next sync compiles and writes everything afresh")
+            self.compiler = IncrementalCompiler(self.compiler.host_addresses)
             self.forget_kernel()
             return False
         self.last_error = ""

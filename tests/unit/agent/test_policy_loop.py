@@ -202,3 +202,27 @@ def test_after_a_failed_sync_everything_is_written_again() -> None:
     dp.images.clear()  # what the kernel holds is unknown after the failure
     assert loop.sync_once()
     assert dp.state() == _fresh_state(loop, source, registry)
+
+
+def test_a_crash_in_the_update_starts_over_from_nothing() -> None:
+    source = StaticSource([_pod("web-0", {"app": "web"}, "10.9.0.1")])
+    registry = EndpointRegistry(None)
+    dp = MemoryDatapath()
+    loop = PolicyLoop(source, registry, dp)
+    source.start()
+    registry.put(_endpoint(_pod("web-0", {}), 1))
+    _drain(loop, source)
+    assert loop.sync_once()
+
+    def crash(*_a: object) -> object:
+        raise KeyError("a bug")
+
+    broken = loop.compiler
+    broken.update = crash  # type: ignore[method-assign]
+    source.push("ADDED", _pod("web-1", {"app": "other"}, "10.9.0.2"))
+    _drain(loop, source)
+    assert not loop.sync_once() and loop.last_error == "KeyError: 'a bug'"
+    assert loop.compiler is not broken  # a fresh compiler: the next sync compiles everything
+    assert loop.sync_once()
+    assert loop.compiler.compiles == 1
+    assert dp.state() == _fresh_state(loop, source, registry)
