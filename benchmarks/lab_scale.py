@@ -6,7 +6,14 @@ policy, probe server answering); `podnet lab down`. Baseline in the same run: th
 N pods done by one `ip -batch` (N namespaces, each with a veth pair to a node namespace),
 the floor any runtime pays (namespaces and veth pairs only). Prints one JSON object with the medians of --repeat runs.
 
-    sudo .venv/bin/python benchmarks/lab_scale.py [--pods 100] [--repeat 3]
+    sudo .venv/bin/python benchmarks/lab_scale.py [--pods 100] [--repeat 3] [--busy 1] [--poll api|cli] [--root DIR]
+
+Readiness is polled every 50 ms by listing the pods through the lab's API server from this process
+(``--poll api``); ``--poll cli`` runs ``podnet get pods`` every 100 ms instead, as earlier versions of
+this script did (each run of the CLI is a Python start-up, about half a core while pods start).
+``--busy N`` keeps N processes spinning on the CPU for the whole run (the "other core loaded" case on
+a 2-core machine). ``--root DIR`` measures the podnet source tree in DIR (every podnet process of the
+lab gets ``PYTHONPATH=DIR``), to compare two versions with the same script.
 
 Target (issue 4): 100 pods ready in under 10 s.
 """
@@ -22,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def podnet(*args: str, env: dict[str, str]) -> str:
     proc = subprocess.run(
         [sys.executable, "-m", "podnet.cli.main", *args],
-        cwd=ROOT,
+        cwd=env["PYTHONPATH"],
         env=env,
         check=False,
         capture_output=True,
@@ -61,7 +69,30 @@ spec:
 """
 
 
-def one_lab(pods: int, env: dict[str, str], workdir: Path) -> dict[str, float]:
+def running_cli(name: str, env: dict[str, str]) -> int:
+    items = json.loads(podnet("get", "pods", "-n", "bench", "-o", "json", "--name", name, env=env))["items"]
+    return sum(1 for p in items if (p.get("status") or {}).get("phase") == "Running")
+
+
+def api_lister(name: str, env: dict[str, str]) -> Callable[[], int]:
+    """Counts the Running pods of namespace bench by listing pods through the lab's API server."""
+    from podnet.k8s.client import KubeTransport
+
+    transport = KubeTransport.from_kubeconfig(Path(env["PODNET_LAB_ROOT"]) / name / "apiserver" / "kubeconfig")
+
+    def running() -> int:
+        items, _ = transport.list("Pod")
+        return sum(
+            1
+            for p in items
+            if (p.get("metadata") or {}).get("namespace") == "bench"
+            and (p.get("status") or {}).get("phase") == "Running"
+        )
+
+    return running
+
+
+def one_lab(pods: int, env: dict[str, str], workdir: Path, poll: str) -> dict[str, float]:
     name = f"b{secrets.token_hex(3)}"
     manifest = workdir / "bench.yaml"
     manifest.write_text(deployment(pods))
@@ -69,22 +100,27 @@ def one_lab(pods: int, env: dict[str, str], workdir: Path) -> dict[str, float]:
     podnet("lab", "up", "--name", name, "--nodes", "3", "--pod-cidr", "10.240.0.0/16", env=env)
     t1 = time.perf_counter()
     try:
+        if poll == "api":
+            running, interval = api_lister(name, env), 0.05
+        else:
+            running, interval = (lambda: running_cli(name, env)), 0.1
+        t_apply = time.perf_counter()
         podnet("apply", "-f", str(manifest), "--name", name, env=env)
         deadline = time.monotonic() + 300
+        ready = 0
         while time.monotonic() < deadline:
-            items = json.loads(podnet("get", "pods", "-n", "bench", "-o", "json", "--name", name, env=env))["items"]
-            ready = [p for p in items if (p.get("status") or {}).get("phase") == "Running"]
-            if len(ready) == pods:
+            ready = running()
+            if ready == pods:
                 break
-            time.sleep(0.1)
+            time.sleep(interval)
         else:
-            raise SystemExit(f"only {len(ready)} of {pods} pods ran within 300 s")
+            raise SystemExit(f"only {ready} of {pods} pods ran within 300 s")
         t2 = time.perf_counter()
     finally:
         t3 = time.perf_counter()
         podnet("lab", "down", "--name", name, env=env)
         t4 = time.perf_counter()
-    return {"lab_up_s": t1 - t0, "pods_ready_s": t2 - t1, "lab_down_s": t4 - t3}
+    return {"lab_up_s": t1 - t0, "pods_ready_s": t2 - t_apply, "lab_down_s": t4 - t3}
 
 
 def baseline(pods: int) -> float:
@@ -108,16 +144,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pods", type=int, default=100)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--busy", type=int, default=0, help="processes spinning on the CPU during the run")
+    parser.add_argument("--poll", choices=["api", "cli"], default="api")
+    parser.add_argument("--root", type=Path, default=ROOT, help="the podnet source tree to measure")
     args = parser.parse_args()
     if os.geteuid() != 0:
         raise SystemExit("lab_scale needs root")
     runs: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="podnet-bench-") as tmp:
-        env = {**os.environ, "PODNET_LAB_ROOT": str(Path(tmp) / "labs")}
-        for _ in range(args.repeat):
-            run: dict[str, Any] = one_lab(args.pods, env, Path(tmp))
-            run["baseline_bare_pods_s"] = baseline(args.pods)
-            runs.append(run)
+    load_before = os.getloadavg()[0]
+    spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)]
+    try:
+        with tempfile.TemporaryDirectory(prefix="podnet-bench-") as tmp:
+            env = {**os.environ, "PODNET_LAB_ROOT": str(Path(tmp) / "labs"), "PYTHONPATH": str(args.root.resolve())}
+            for _ in range(args.repeat):
+                run: dict[str, Any] = one_lab(args.pods, env, Path(tmp), args.poll)
+                run["baseline_bare_pods_s"] = baseline(args.pods)
+                runs.append(run)
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
     median = {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]}
     median["pods_ready_over_baseline"] = round(median["pods_ready_s"] / median["baseline_bare_pods_s"], 1)
     print(
@@ -127,6 +173,10 @@ def main() -> None:
                 "nodes": 3,
                 "pods": args.pods,
                 "repeat": args.repeat,
+                "busy": args.busy,
+                "poll": args.poll,
+                "root": str(args.root),
+                "load_average_before": round(load_before, 2),
                 "median": median,
                 "runs": [{k: round(v, 3) for k, v in r.items()} for r in runs],
                 "target_pods_ready_s": 10.0,

@@ -1,11 +1,24 @@
 """The agent's policy loop: the kernel datapath kept equal to the compiled policy for this node's pods.
 
 One thread owns the datapath (it is not thread-safe). It waits for changes from the cluster source
-(any object) or a nudge from the CNI service (an endpoint added or removed), then: compiles the
-cluster, syncs the identity cache, attaches every local endpoint whose pod the API server knows, and
-writes the difference between each endpoint's kernel rows and its map image; endpoints that are gone
-are detached. Compiling the whole cluster on every change keeps it simple; at lab scale it is
-milliseconds (benchmarks/policy_scale.py has the numbers for large clusters).
+(any object) or a nudge from the CNI service (an endpoint added or removed), takes every change that
+follows within a few milliseconds as one batch (:data:`BATCH_QUIET`, at most :data:`BATCH_MAX`), then
+syncs. A sync does only what the batch changed:
+
+- each changed object is validated once (:class:`~podnet.k8s.objectcache.ParsedObjects`), not the
+  whole cluster;
+- the policy is updated by :class:`~podnet.policy.incremental.IncrementalCompiler`: a pod with a label
+  set that already exists, an address, a pod gone needs no compile; otherwise the one compiler runs
+  and only identities whose map image may differ get a new image (identity numbers stay stable);
+- the kernel gets only differences: the ipcache when an address or CIDR changed identity, an
+  endpoint (tc programs, endpoint map entry) when it is new or its identity, MAC or addresses
+  changed, a policy map diff when its image is a different object than the one last written.
+  Endpoints that are gone are detached.
+
+What the loop remembers of the kernel is only what it wrote itself; when a sync fails, it forgets it
+all and the next sync rewrites every endpoint, the ipcache and every image (each write idempotent, and
+the datapath writes only differences). ``tests/unit/agent/test_policy_loop.py`` checks that after any
+sequence of changes the kernel state equals what a fresh agent writes.
 
 An endpoint whose pod the API server does not know yet is attached only once it is known, so CNI ADD
 never waits for the API server; :meth:`PolicyLoop.nudge_and_wait` lets ADD wait (bounded) until its pod
@@ -24,14 +37,17 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from podnet.agent.endpoints import EndpointRegistry
 from podnet.errors import PodnetError
-from podnet.k8s.source import ClusterSource, cluster
-from podnet.policy.compiler import compile_cluster
+from podnet.k8s.model import IPAddress
+from podnet.k8s.objectcache import ParsedObjects
+from podnet.k8s.source import Change, ClusterSource
 from podnet.policy.identity import IdentityTable
-from podnet.policy.mapimage import MapImage, map_image
+from podnet.policy.incremental import IncrementalCompiler
+from podnet.policy.mapimage import MapImage
 
 if TYPE_CHECKING:
     from podnet.datapath.ebpf.events import DatapathEvent
@@ -102,6 +118,18 @@ class EbpfPolicyDatapath:
         return self.dp.counters()
 
 
+BATCH_QUIET = 0.005  # a batch ends when no change came for this long ...
+BATCH_MAX = 0.05  # ... or this long after its first change
+
+
+@dataclass(frozen=True, slots=True)
+class _Attached:
+    """What the loop last attached for an endpoint (re-attached when anything here changes)."""
+
+    wanted: tuple[object, ...]
+    ifindex: int
+
+
 class PolicyLoop:
     def __init__(
         self,
@@ -109,20 +137,32 @@ class PolicyLoop:
         registry: EndpointRegistry,
         datapath: PolicyDatapath,
         flows: FlowCollector | None = None,
+        host_addresses: tuple[IPAddress, ...] = (),
     ) -> None:
+        """``host_addresses``: this node's own addresses (the source of its packets to pods), which get the
+        ``host`` identity: a pod always accepts traffic from its own node (NetworkPolicy's rule)."""
         self.source = source
         self.flows = flows
         self.registry = registry
         self.datapath = datapath
+        self.objects = ParsedObjects()
+        self.compiler = IncrementalCompiler(host_addresses)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._done = threading.Condition()
         self._generation = 0  # nudges asked for
         self._synced_generation = 0  # nudges served by a finished sync
+        self._source_synced = False  # a SYNCED change was seen
         self._enforced: set[tuple[str, str]] = set()  # (namespace, pod) with rows in the kernel
         self._thread: threading.Thread | None = None
+        # What this loop wrote to the kernel (forgotten when a sync fails: see the module docstring)
+        self._attached: dict[str, _Attached] = {}  # host veth → endpoint as attached
+        self._applied: dict[int, MapImage] = {}  # ifindex → the image object last written
+        self._ipcache_synced = False
+        self._known_attached: set[int] | None = None  # ifindexes with an endpoint entry; None: ask the kernel
         self.syncs = 0
         self.last_error = ""
+        self.stats = {"batches": 0, "changes": 0, "attached": 0, "images_written": 0, "ipcache_syncs": 0}
 
     def start(self) -> None:
         self.datapath.ensure_loaded()
@@ -160,23 +200,68 @@ class PolicyLoop:
         while not self._stop.is_set():
             self._drain_flows()
             change = None if self._wake.is_set() else self.source.next_change(timeout=0.1)
-            while change is not None:  # a burst of changes: one sync
-                self._drain_flows()
-                change = self.source.next_change(timeout=0.02)
+            if change is not None:
+                self.take(change)
+                self._coalesce()
             self._wake.clear()
             with self._done:
                 gen = self._generation
-            if not getattr(self.source, "synced", threading.Event()).is_set():
+            if not self.ready:
                 continue
-            try:
-                self.sync()
-                self.last_error = ""
-            except (PodnetError, OSError) as exc:
-                self.last_error = str(exc)
-                log.warning("policy sync failed: %s", exc)
+            self.sync_once()
             with self._done:
                 self._synced_generation = max(self._synced_generation, gen)
                 self._done.notify_all()
+
+    def _coalesce(self) -> None:
+        """Take the changes that follow the first one closely: one sync serves a burst."""
+        self.stats["batches"] += 1
+        deadline = time.monotonic() + BATCH_MAX
+        while (left := deadline - time.monotonic()) > 0 and not self._wake.is_set():  # a CNI ADD waits: sync now
+            change = self.source.next_change(timeout=min(BATCH_QUIET, left))
+            if change is None:
+                return
+            self.take(change)
+
+    def take(self, change: Change) -> None:
+        """Apply one change from the cluster source to the loop's view of the cluster (no sync)."""
+        self.stats["changes"] += 1
+        if change.type == "SYNCED":
+            self._source_synced = True
+        else:
+            self.objects.apply(change)
+
+    @property
+    def ready(self) -> bool:
+        """Every kind has been listed once: syncing before would detach endpoints whose pods are not seen yet."""
+        synced = getattr(self.source, "synced", None)
+        return self._source_synced or (isinstance(synced, threading.Event) and synced.is_set())
+
+    def sync_once(self) -> bool:
+        """One sync; a failure is logged and kept in ``last_error``. True when it succeeded."""
+        try:
+            self.sync()
+        except (PodnetError, OSError) as exc:
+            self.last_error = str(exc)
+            log.warning("policy sync failed: %s", exc)
+            self.forget_kernel()
+            return False
+        except Exception as exc:  # a bug: start over from nothing rather than stop enforcing changes
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("policy sync crashed; the next sync compiles and writes everything afresh")
+            self.compiler = IncrementalCompiler(self.compiler.host_addresses)
+            self.forget_kernel()
+            return False
+        self.last_error = ""
+        return True
+
+    def forget_kernel(self) -> None:
+        """Forget what was written: the next sync rewrites everything (after a failure, the kernel's state is
+        not known)."""
+        self._attached.clear()
+        self._applied.clear()
+        self._ipcache_synced = False
+        self._known_attached = None
 
     def _drain_flows(self) -> None:
         if self.flows is None:
@@ -187,26 +272,50 @@ class PolicyLoop:
             log.warning("reading datapath events failed: %s", exc)
 
     def sync(self) -> None:
-        compiled = compile_cluster(cluster(self.source))
-        ids = compiled.identities
-        self.datapath.sync_identities(ids)
+        """Make the kernel match the current objects and endpoints, writing only what changed."""
+        update = self.compiler.update(self.objects.cluster())
+        ids = update.compiled.identities
+        if update.addresses_changed or not self._ipcache_synced:
+            self._ipcache_synced = False
+            self.datapath.sync_identities(ids)
+            self._ipcache_synced = True
+            self.stats["ipcache_syncs"] += 1
+        if self._known_attached is None:
+            self._known_attached = set(self.datapath.attached())
         keep: set[int] = set()
+        attached: dict[str, _Attached] = {}
         enforced: set[tuple[str, str]] = set()
         entries = 0
         for ep in self.registry.all():
             identity = ids.pod_identity.get((ep.pod_namespace, ep.pod_name, "Pod"))
             if identity is None:
                 continue
-            ifindex = self.datapath.attach_pod(ep.host_veth, ep.mac, identity, [str(a) for a in ep.addresses])
-            image = map_image(compiled, identity)
-            self.datapath.apply_pod_image(ifindex, image)
+            addresses = [str(a) for a in ep.addresses]
+            wanted = (ep.container_id, ep.ifname, ep.created, ep.mac, tuple(addresses), identity)
+            done = self._attached.get(ep.host_veth)
+            if done is None or done.wanted != wanted:
+                ifindex = self.datapath.attach_pod(ep.host_veth, ep.mac, identity, addresses)
+                self._known_attached.add(ifindex)
+                self._applied.pop(ifindex, None)
+                done = _Attached(wanted, ifindex)
+                self.stats["attached"] += 1
+            attached[ep.host_veth] = done
+            image = self.compiler.image(identity)
+            if self._applied.get(done.ifindex) is not image:
+                self._applied.pop(done.ifindex, None)
+                self.datapath.apply_pod_image(done.ifindex, image)
+                self._applied[done.ifindex] = image
+                self.stats["images_written"] += 1
             entries += len(image)
-            keep.add(ifindex)
+            keep.add(done.ifindex)
             enforced.add((ep.pod_namespace, ep.pod_name))
-        for ifindex in self.datapath.attached() - keep:
+        self._attached = attached
+        for ifindex in sorted(self._known_attached - keep):
             self.datapath.detach_pod(ifindex)
+            self._known_attached.discard(ifindex)
+            self._applied.pop(ifindex, None)
         self._enforced = enforced
         self.syncs += 1
         if self.flows is not None:
             local = [(e.pod_namespace, e.pod_name, e.addresses) for e in self.registry.all()]
-            self.flows.synced(compiled.cluster.pods, ids, local, entries, len(keep))
+            self.flows.synced(update.compiled.cluster.pods, ids, local, entries, len(keep))

@@ -3,6 +3,7 @@ on a 0600 unix socket."""
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 from collections.abc import Sequence
@@ -23,6 +24,7 @@ from podnet.flows.collector import FlowCollector
 from podnet.ipam.allocator import parse_cidr
 from podnet.ipam.service import Ipam
 from podnet.ipam.store import DiskIpamStore
+from podnet.k8s.model import IPAddress
 
 log = logging.getLogger("podnet.agent")
 
@@ -92,15 +94,21 @@ def make_policy_datapath(config: AgentConfig) -> PolicyDatapath:
     raise UsageError(f"--datapath: unknown datapath {config.datapath!r} (ebpf, nft or none)")
 
 
-def start_policy(config: AgentConfig, service: CniService, flows: FlowCollector | None = None) -> PolicyLoop | None:
-    """The policy loop when the agent has a kubeconfig and a datapath; None otherwise."""
+def start_policy(
+    config: AgentConfig,
+    service: CniService,
+    flows: FlowCollector | None = None,
+    host_addresses: tuple[IPAddress, ...] = (),
+) -> PolicyLoop | None:
+    """The policy loop when the agent has a kubeconfig and a datapath; None otherwise. ``host_addresses``:
+    the node's addresses its packets to pods come from (the host identity)."""
     if config.kubeconfig is None or config.datapath == "none":
         return None
     from podnet.k8s.client import KubeTransport
     from podnet.k8s.source import WatchSource
 
     source = WatchSource(KubeTransport.from_kubeconfig(config.kubeconfig))
-    loop = PolicyLoop(source, service.registry, make_policy_datapath(config), flows)
+    loop = PolicyLoop(source, service.registry, make_policy_datapath(config), flows, host_addresses)
     loop.start()
     service.policy = loop
     log.info("policy enforced", extra={"datapath": config.datapath, "kubeconfig": str(config.kubeconfig)})
@@ -117,7 +125,8 @@ def run_agent(config: AgentConfig) -> int:
         datapath.prepare()
         service.reconcile()
         flows = build_flows(config)
-        policy = start_policy(config, service, flows)
+        node_address = (ipaddress.ip_address(datapath.node_ipv4),) if datapath.node_ipv4 else ()
+        policy = start_policy(config, service, flows, node_address)
         bound = bind_unix(config.socket_path)
         app = create_app(service, flows.store if flows is not None else None)
         server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))

@@ -49,6 +49,11 @@ def register(sub: Any) -> None:
     p.add_argument("--node", required=True, metavar="NODE", help="the node, e.g. node0")
     p.set_defaults(func=cmd_restart_agent)
 
+    p = lsub.add_parser("metrics", help="the Prometheus metrics of the lab's agents (flows, drops, policy entries)")
+    _name(p)
+    p.add_argument("--node", default=None, metavar="NODE", help="one node, e.g. node0 (default: every node)")
+    p.set_defaults(func=cmd_metrics)
+
     p = lsub.add_parser("list", help="running labs")
     p.set_defaults(func=cmd_list)
 
@@ -60,7 +65,7 @@ def register(sub: Any) -> None:
 
     p = lsub.add_parser("probe", help="one real connection from a pod")
     _name(p)
-    p.add_argument("--from", dest="src", required=True, metavar="NS/POD")
+    p.add_argument("--from", dest="src", required=True, metavar="NS/POD|host:NODE")
     p.add_argument("--to", dest="dst", required=True, metavar="NS/POD|IP")
     p.add_argument("--protocol", default="TCP", type=str.upper, choices=("TCP", "UDP", "SCTP"))
     p.add_argument("--port", type=int, required=True)
@@ -203,6 +208,17 @@ def cmd_restart_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    lab = manager.pick(args.name)
+    nodes = [lab.plan.node(args.node)] if args.node else list(lab.plan.nodes)
+    for node in nodes:
+        text = manager.scrape_metrics(lab, node)
+        if len(nodes) > 1:
+            print(f"# node {node.name} ({node.netns}, http://{manager.metrics_addr(node)}/metrics)")
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     rows = []
     for name in manager.names():
@@ -301,7 +317,8 @@ def cmd_test(args: argparse.Namespace) -> int:
     else:
         reachable = sum(p.reachable for p in probes)
         print(
-            f"{len(probes)} probes from {len(lab.pods)} pods (to pods, their node, the outside): "
+            f"{len(probes)} probes from {len(lab.pods)} pods (to pods, their node, the outside) and from each node "
+            "to its pods: "
             f"{reachable} reachable, {len(probes) - reachable} not; {len(diffs)} differ from the analyzer"
         )
         for d in diffs:

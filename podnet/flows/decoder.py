@@ -3,7 +3,7 @@
 Enrichment (like Hubble's endpoint cache) maps an address to its pod: namespace, name, labels,
 identity and workload, from the compiled cluster (every pod the API server knows, on any node) and
 the node's endpoint registry (local pods the API server does not know yet). Addresses of no pod get
-the identity the kernel reported and a ``reserved:world`` or ``cidr:`` label.
+the identity the kernel reported and a ``reserved:world``, ``cidr:`` or (the node itself) ``reserved:host`` label.
 """
 
 from __future__ import annotations
@@ -80,6 +80,8 @@ class Enricher:
         ident = self.identities.by_id.get(identity) if self.identities else None
         if ident is not None and ident.kind == "cidr" and ident.cidr is not None:
             return FlowEndpoint(identity, labels=(f"cidr:{ident.cidr}", "reserved:world"))
+        if ident is not None and ident.kind == "host":
+            return FlowEndpoint(identity, labels=("reserved:host",))
         return FlowEndpoint(identity, labels=("reserved:world",))
 
 

@@ -806,19 +806,25 @@ class _Builder:
             # A workload controlled by another present workload (a ReplicaSet of a Deployment) is stood for by it.
             if key not in standing_for_pods and not owner_chain(w.namespace, self.controllers.get(key)):
                 cluster.pods.append(w)
-        by_priority: dict[int, list[str]] = {}
-        for anp in cluster.admin_policies:
-            by_priority.setdefault(anp.priority, []).append(anp.name)
-        for prio, names in sorted(by_priority.items()):
-            if len(names) > 1:
-                cluster.warnings.append(
-                    f"warning: AdminNetworkPolicies {', '.join(sorted(names))} share priority {prio}: "
-                    "their order is undefined (podnet orders them by name)"
-                )
-        cluster.admin_policies.sort(key=lambda a: (a.priority, a.name))
-        for pod in cluster.pods:
-            cluster.namespace(pod.namespace)
+        finish_cluster(cluster)
         return cluster
+
+
+def finish_cluster(cluster: Cluster) -> None:
+    """The last step of building a cluster: AdminNetworkPolicies in evaluation order (with a warning for
+    shared priorities), and every pod's namespace present (with only its name label when not defined)."""
+    by_priority: dict[int, list[str]] = {}
+    for anp in cluster.admin_policies:
+        by_priority.setdefault(anp.priority, []).append(anp.name)
+    for prio, names in sorted(by_priority.items()):
+        if len(names) > 1:
+            cluster.warnings.append(
+                f"warning: AdminNetworkPolicies {', '.join(sorted(names))} share priority {prio}: "
+                "their order is undefined (podnet orders them by name)"
+            )
+    cluster.admin_policies.sort(key=lambda a: (a.priority, a.name))
+    for pod in cluster.pods:
+        cluster.namespace(pod.namespace)
 
 
 def build_cluster(docs: list[Document]) -> Cluster:

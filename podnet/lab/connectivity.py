@@ -1,4 +1,5 @@
-"""Real probes between lab pods: one, or every pair in parallel (one prober process per source pod)."""
+"""Real probes between lab pods (and from each node to its pods): one, or every pair in parallel (one prober
+process per source)."""
 
 from __future__ import annotations
 
@@ -61,6 +62,16 @@ def target(lab: Lab, ref: str) -> tuple[str, str | None]:
     return ref.removeprefix("ip:"), None
 
 
+def source_netns(lab: Lab, src: str) -> tuple[str, str]:
+    """(network namespace, name shown) of a probe's source: ``NS/POD``, or ``host:NODE`` (the node itself,
+    whose packets to its pods come from its underlay address)."""
+    if src.startswith("host:"):
+        node = lab.plan.node(src[5:])
+        return node.netns, f"host:{node.name}"
+    record = pod_record(lab, src)
+    return record["netns"], f"{record['namespace']}/{record['name']}"
+
+
 def run_probes(netns: str, targets: list[tuple[str, str, int]], timeout: float) -> list[dict[str, Any]]:
     argv = [sys.executable, "-m", "podnet.lab.probe", "check", "--timeout", str(timeout)]
     argv += [f"{addr}/{proto}/{port}" for addr, proto, port in targets]
@@ -80,10 +91,10 @@ def _result(src: str, dst: str, expected: str | None, raw: dict[str, Any]) -> Pr
 
 
 def probe(lab: Lab, src: str, dst: str, protocol: str, port: int, timeout: float) -> Probe:
-    record = pod_record(lab, src)
+    netns, shown = source_netns(lab, src)
     addr, expected = target(lab, dst)
-    [raw] = run_probes(record["netns"], [(addr, protocol, port)], timeout)
-    return _result(f"{record['namespace']}/{record['name']}", dst, expected, raw)
+    [raw] = run_probes(netns, [(addr, protocol, port)], timeout)
+    return _result(shown, dst, expected, raw)
 
 
 def matrix(lab: Lab, pairs: list[tuple[str, str, str, int]], timeout: float) -> list[Probe]:
@@ -93,12 +104,10 @@ def matrix(lab: Lab, pairs: list[tuple[str, str, str, int]], timeout: float) -> 
         by_src.setdefault(src, []).append((dst, proto, port))
 
     def one(src: str) -> list[Probe]:
-        record = pod_record(lab, src)
+        netns, _ = source_netns(lab, src)
         todo = by_src[src]
         resolved = [target(lab, dst) for dst, _, _ in todo]
-        raws = run_probes(
-            record["netns"], [(a, p, n) for (a, _), (_, p, n) in zip(resolved, todo, strict=True)], timeout
-        )
+        raws = run_probes(netns, [(a, p, n) for (a, _), (_, p, n) in zip(resolved, todo, strict=True)], timeout)
         return [_result(src, dst, exp, raw) for (dst, _, _), (_, exp), raw in zip(todo, resolved, raws, strict=True)]
 
     out: list[Probe] = []
@@ -131,7 +140,8 @@ def expected_pairs(lab: Lab, objects: list[dict[str, Any]]) -> list[tuple[tuple[
     from podnet.policy.compiler import compile_cluster
 
     docs = [Document(Source("api", i), o) for i, o in enumerate(objects)]
-    resolver = Resolver(compile_cluster(build_cluster(docs)))
+    cluster = build_cluster(docs)
+    resolver = Resolver(compile_cluster(cluster))
     out: list[tuple[tuple[str, str, str, int], bool, str]] = []
     refs = sorted(lab.pods)
     for src in refs:
@@ -143,6 +153,34 @@ def expected_pairs(lab: Lab, objects: list[dict[str, Any]]) -> list[tuple[tuple[
                 why = "; ".join(str(d) for d in ans.verdict.deciding) or "no policy"
                 out.append(((src, dst, port["protocol"], port["port"]), ans.verdict.allowed, why))
     out += external_pairs(lab, resolver)
+    out += node_pairs(lab, objects)
+    return out
+
+
+def node_pairs(lab: Lab, objects: list[dict[str, Any]]) -> list[tuple[tuple[str, str, str, int], bool, str]]:
+    """Every node (``host:NODE``) to each declared port of its own pods, with the verdict of the policy as
+    that node's agent compiles it: the node's address is the ``host`` identity, always allowed in."""
+    from podnet.k8s.manifests import Document
+    from podnet.k8s.model import Source
+    from podnet.k8s.parse import build_cluster
+    from podnet.policy.compiler import compile_cluster
+    from podnet.policy.identity import HOST
+
+    out: list[tuple[tuple[str, str, str, int], bool, str]] = []
+    for node in lab.plan.nodes:
+        cluster = build_cluster([Document(Source("api", i), o) for i, o in enumerate(objects)])
+        compiled = compile_cluster(cluster, host_addresses=(node.underlay_ip,))
+        for dst in sorted(lab.pods):
+            record = lab.pods[dst]
+            if record["node"] != node.name:
+                continue
+            ident = compiled.identities.pod_identity.get((record["namespace"], record["name"], "Pod"))
+            if ident is None:
+                continue
+            for port in record["ports"]:
+                verdict = compiled.decide(HOST, ident, port["protocol"], port["port"])
+                why = "; ".join(str(d) for d in verdict.deciding) or "no policy"
+                out.append(((f"host:{node.name}", dst, port["protocol"], port["port"]), verdict.allowed, why))
     return out
 
 

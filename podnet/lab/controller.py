@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -74,23 +75,35 @@ def desired_pod(workload: Obj, index: int) -> Obj:
 
 
 class Controller:
+    """The control loops. Sandbox starts run on a pool of :data:`PARALLEL_STARTS` threads and do not hold up
+    the loop: a pod created or bound while others start is scheduled and started on the next turn, not
+    after the whole wave (the last pod of a 100-replica Deployment used to wait for the 99 before it).
+    ``_starting`` (guarded by ``_lock``) names the pods whose start is under way, so none starts twice."""
+
     def __init__(self, lab: Lab, client: ObjectClient, source: WatchSource) -> None:
         self.lab = lab
         self.client = client
         self.source = source
+        self._pool = ThreadPoolExecutor(max_workers=PARALLEL_STARTS, thread_name_prefix="podnet-start")
+        self._lock = threading.Lock()
+        self._starting: set[str] = set()
 
-    def run(self, stop: threading.Event, resync: float = 3.0) -> None:
+    def run(self, stop: threading.Event, resync: float = 3.0, batch: float = 0.2) -> None:
         self.source.start()
-        while not stop.is_set():
-            change = self.source.next_change(timeout=resync)
-            # drain what is queued: one reconcile serves a burst of changes
-            while change is not None and not stop.is_set():
-                change = self.source.next_change(timeout=0.05)
-            if self.source.synced.is_set():
-                try:
-                    self.reconcile()
-                except PodnetError as exc:
-                    log.warning("reconcile: %s", exc.message)
+        try:
+            while not stop.is_set():
+                change = self.source.next_change(timeout=resync)
+                # drain what is queued (up to ``batch`` seconds): one reconcile serves a burst of changes
+                deadline = time.monotonic() + batch
+                while change is not None and not stop.is_set() and time.monotonic() < deadline:
+                    change = self.source.next_change(timeout=0.05)
+                if self.source.synced.is_set():
+                    try:
+                        self.reconcile()
+                    except PodnetError as exc:
+                        log.warning("reconcile: %s", exc.message)
+        finally:
+            self._pool.shutdown(wait=True)
 
     def reconcile(self) -> None:
         pods = self.source.objects("Pod")
@@ -141,7 +154,13 @@ class Controller:
     def _kubelet(self, pods: list[Obj]) -> None:
         nodes = {n.name: n for n in self.lab.plan.nodes}
         live = {_ref(p): p for p in pods if p.get("spec", {}).get("nodeName") in nodes}
-        for ref, record in list(self.lab.pods.items()):
+        with self._lock:
+            starting = set(self._starting)
+        with self.lab.lock:
+            records = list(self.lab.pods.items())
+        for ref, record in records:
+            if ref in starting:
+                continue
             pod = live.get(ref)
             if pod is None or pod["metadata"].get("uid") != record.get("uid"):
                 log.info("stopping sandbox of %s", ref)
@@ -149,15 +168,27 @@ class Controller:
                     runtime.stop_pod(self.lab, ref)
                 except PodnetError as exc:
                     log.warning("stop %s: %s", ref, exc.message)
-        todo = []
         for ref, pod in live.items():
-            if ref in self.lab.pods:
-                self._report(pod, self.lab.pods[ref])
-            else:
-                todo.append(pod)
-        # Sandboxes start in parallel: most of a start is waiting (CNI exec, the probe server's start-up).
-        with ThreadPoolExecutor(max_workers=PARALLEL_STARTS) as pool:
-            list(pool.map(lambda pod: self._start(pod, nodes), todo))
+            if ref in starting:
+                continue
+            with self.lab.lock:
+                found = self.lab.pods.get(ref)
+            if found is not None:
+                self._report(pod, found)
+                continue
+            # Sandboxes start in parallel: most of a start is waiting (CNI exec, the agent's ADD).
+            with self._lock:
+                self._starting.add(ref)
+            self._pool.submit(self._start_tracked, ref, pod, nodes)
+
+    def _start_tracked(self, ref: str, pod: Obj, nodes: dict[str, Any]) -> None:
+        try:
+            self._start(pod, nodes)
+        except Exception:  # a bug must not leave the pod marked as starting forever
+            log.exception("start of %s crashed", ref)
+        finally:
+            with self._lock:
+                self._starting.discard(ref)
 
     def _start(self, pod: Obj, nodes: dict[str, Any]) -> None:
         ref = _ref(pod)
@@ -167,13 +198,11 @@ class Controller:
             log.warning("pod %s not started: %s", ref, exc.message)
             return
         try:
-            record = runtime.start_pod(self.lab, model, nodes[pod["spec"]["nodeName"]])
+            uid = pod["metadata"].get("uid")
+            record = runtime.start_pod(self.lab, model, nodes[pod["spec"]["nodeName"]], uid=uid)
         except PodnetError as exc:
             log.warning("pod %s failed to start: %s", ref, exc.message)
             return
-        with self.lab.lock:
-            record["uid"] = pod["metadata"].get("uid")
-            self.lab.save()
         log.info("started %s on %s at %s", ref, record["node"], ",".join(record["ips"]))
         self._report(pod, record)
 
@@ -206,6 +235,9 @@ class Controller:
         try:
             self.client.put_status(updated)
         except PodnetError as exc:
+            if getattr(exc, "status", None) == 409:  # written meanwhile from a newer copy: the next turn sees it
+                log.debug("status of %s: conflict, retried on the next turn", _ref(pod))
+                return
             log.warning("status of %s: %s", _ref(pod), exc.message)
 
 

@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -178,8 +179,37 @@ def restart_agent(lab: Lab, node: NodePlan) -> None:
     start_agent(lab, node)
 
 
+METRICS_PORT = 9962  # each agent's Prometheus metrics, on 127.0.0.1 inside its node's namespace (Cilium's port)
+
+
+def metrics_addr(node: NodePlan) -> str:
+    """Where the node's agent serves metrics: loopback of the node's namespace (each node has its own)."""
+    return f"127.0.0.1:{METRICS_PORT}"
+
+
+def flows_export(lab: Lab, node: NodePlan) -> Path:
+    """The node agent's JSON-lines flow export (rotated by the agent at 10 MB, 3 backups)."""
+    return lab.node_dir(node) / "flows.jsonl"
+
+
+def scrape_metrics(lab: Lab, node: NodePlan, timeout: float = 5.0) -> str:
+    """The node agent's metrics, in Prometheus' text format, fetched from inside the node's namespace."""
+    url = f"http://{metrics_addr(node)}/metrics"
+    code = (
+        "import sys, urllib.request; "
+        f"sys.stdout.buffer.write(urllib.request.urlopen({url!r}, timeout={timeout}).read())"
+    )
+    argv = ["ip", "netns", "exec", node.netns, sys.executable, "-I", "-S", "-c", code]
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout + 10, check=False)
+    if proc.returncode != 0:
+        tail = proc.stderr.strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+        raise LabError(f"metrics of {node.name} ({url} in {node.netns}): {tail[0]}")
+    return proc.stdout
+
+
 def start_agent(lab: Lab, node: NodePlan) -> None:
-    """Start (or restart) the podnet agent of ``node`` inside the node's namespace."""
+    """Start (or restart) the podnet agent of ``node`` inside the node's namespace, with metrics on
+    :func:`metrics_addr` and flows exported to :func:`flows_export`."""
     key = f"agent/{node.name}"
     old = lab.procs.get(key)
     if old is not None and procs.alive(old):
@@ -195,6 +225,8 @@ def start_agent(lab: Lab, node: NodePlan) -> None:
         "--kubeconfig", str(lab.kubeconfig),
         "--bpf-dir", str(lab.bpf_dir),
         "--datapath", lab.datapath,
+        "--metrics-addr", metrics_addr(node),
+        "--flows-export", str(flows_export(lab, node)),
     ]  # fmt: skip
     lab.procs[key] = procs.start(argv, state / "agent.log", str(lab.agent_socket(node)), netns=node.netns)
     lab.save()

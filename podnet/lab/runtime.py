@@ -65,8 +65,9 @@ def _probe_call(lab: Lab, node: NodePlan, request: dict[str, object]) -> None:
         raise LabError(f"probe host of {node.name}: {answer.get('error')}")
 
 
-def start_pod(lab: Lab, pod: Pod, node: NodePlan) -> dict[str, Any]:
-    """Create and wire the pod on ``node``; returns its record (also saved in the lab's record)."""
+def start_pod(lab: Lab, pod: Pod, node: NodePlan, uid: str | None = None) -> dict[str, Any]:
+    """Create and wire the pod on ``node``; returns its record (also saved in the lab's record, with the
+    API object's ``uid`` when given)."""
     netns = lab.plan.pod_netns(pod.namespace, pod.name)
     runner = _runner(lab, node)
     att = _attachment(lab, pod, netns)
@@ -89,6 +90,8 @@ def start_pod(lab: Lab, pod: Pod, node: NodePlan) -> dict[str, Any]:
             "labels": pod.labels,
             "result": result,
         }
+        if uid is not None:
+            record["uid"] = uid
         with lab.lock:
             lab.pods[pod.ref] = record
             lab.save()

@@ -16,12 +16,13 @@ address outside the cluster has no side of its own.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from podnet.k8s.model import PROTOCOLS, AdminNetworkPolicy, Cluster, Direction, PortSpec, Protocol
+from podnet.k8s.model import PROTOCOLS, AdminNetworkPolicy, Cluster, Direction, IPAddress, PortSpec, Protocol
 from podnet.k8s.selectors import LabelSelector
-from podnet.policy.identity import Identity, IdentityTable, build_identities
+from podnet.policy.identity import Identity, IdentityAllocator, IdentityTable, PodKey, build_identities
 from podnet.policy.ports import MAX_PORT, MIN_PORT, PortTable
 from podnet.policy.selectorcache import IdSet, SelectorCache
 
@@ -50,6 +51,8 @@ class RuleRef:
     def __str__(self) -> str:
         if self.kind == "isolation":
             return f"default deny ({self.direction} isolated by NetworkPolicy {', '.join(self.isolated_by)})"
+        if self.kind == "host":
+            return "traffic from the pod's own node (NetworkPolicy never isolates a pod from it)"
         rule = f" {self.rule_name!r}" if self.rule_name else ""
         return f"{self.kind} {self.policy} {self.direction}[{self.index}]{rule}"
 
@@ -79,6 +82,7 @@ class Decision:
 
 
 DEFAULT_ALLOW = Decision("allow", "default")
+FROM_HOST = Decision("allow", "default", RuleRef("host", "", "ingress", -1))
 _PASS = Decision("allow", "admin", RuleRef("pass", "", "ingress", -1))
 
 
@@ -185,9 +189,18 @@ class CompiledPolicy:
     _member_bits: dict[int, int] = field(default_factory=dict)
     _dest_ports: dict[tuple[int, frozenset[str]], frozenset[tuple[str, Protocol, int]]] = field(default_factory=dict)
     _uniform: dict[Decision, PortTable[Decision]] = field(default_factory=dict)
+    _selecting: dict[int, tuple[int, ...]] = field(default_factory=dict)  # see compile_cluster(previous=)
 
     def direction(self, subject: int, direction: Direction) -> DirectionPolicy:
         return self.directions.get((subject, direction), EMPTY_DIRECTIONS[direction])
+
+    def with_pods(self, cluster: Cluster, identities: IdentityTable) -> CompiledPolicy:
+        """The same policy over ``cluster``, whose pods changed without changing any identity: the
+        resolved policy and every table built so far stay valid and are shared."""
+        return CompiledPolicy(
+            cluster, identities, self.selectors, self.directions, self._classes, self._family,
+            self._member_bits, self._dest_ports, self._uniform, self._selecting,
+        )  # fmt: skip
 
     def _bit(self, peers: IdSet) -> int:
         index = self._family.get(peers)
@@ -228,6 +241,11 @@ class CompiledPolicy:
         found = classes.by_peer.get(peer)
         if found is not None:
             return found
+        if direction == "ingress" and self.identities.by_id[peer].kind == "host":
+            # "traffic is allowed to a pod if ... the traffic source is the pod's local node" (NetworkPolicy's
+            # ingress); no AdminNetworkPolicy ingress peer can select a node.
+            found = classes.by_peer[peer] = host_table()
+            return found
         key: object = self._member_bits.get(peer, 0) & classes.relevant
         if classes.by_dest_ports:
             key = (key, self._named_ports(peer, classes.policy.named_ports_used))
@@ -247,6 +265,13 @@ class CompiledPolicy:
             ingress = self.table(dst, "ingress", src).lookup(protocol, port)
         allowed = (egress is None or egress.verdict == "allow") and (ingress is None or ingress.verdict == "allow")
         return ConnectionVerdict(allowed, egress, ingress)
+
+
+def host_table() -> PortTable[Decision]:
+    """Every port of every protocol allowed, by the local node's exception."""
+    table: PortTable[Decision] = PortTable()
+    table.claim_rest(FROM_HOST)
+    return table.seal()
 
 
 def build_table(
@@ -291,10 +316,35 @@ def _admin_rules(anp: AdminNetworkPolicy, direction: Direction, sc: SelectorCach
     return tuple(out)
 
 
-def compile_cluster(cluster: Cluster) -> CompiledPolicy:
-    """Identities, selector cache and the resolved policy of every pod identity, in both directions."""
-    ids = build_identities(cluster)
-    sc = SelectorCache(cluster, ids)
+def compile_cluster(
+    cluster: Cluster,
+    allocator: IdentityAllocator | None = None,
+    host_addresses: tuple[IPAddress, ...] = (),
+    previous: CompiledPolicy | None = None,
+    pod_keys: Mapping[tuple[str, str, str], PodKey] | None = None,
+) -> CompiledPolicy:
+    """Identities, selector cache and the resolved policy of every pod identity, in both directions.
+
+    ``allocator`` keeps identity numbers stable across compiles (the agent's); without it they are
+    numbered afresh (the analyzer's). Numbers aside, the result is the same. ``host_addresses``: the
+    policy as seen by the node with these addresses, which get the ``host`` identity.
+
+    ``previous``: a compile of the same namespaces and policies with the same ``allocator`` (only pods
+    differ, :func:`podnet.policy.incremental.same_policy_inputs`). Its selector results and which
+    NetworkPolicies select each identity carry over: selectors are evaluated only against the new
+    identities (the result is the same as without it; ``tests/unit/policy/test_incremental.py``).
+    ``pod_keys``: every pod's identity key, when the caller knows them (see :func:`build_identities`)."""
+    if allocator is None:
+        previous = None  # without stable numbers, one number may stand for another label set than before
+    ids = build_identities(
+        cluster, allocator, host_addresses, pod_keys, previous.identities if previous is not None else None
+    )
+    if previous is not None:
+        sc = SelectorCache.carried(previous.selectors, cluster, ids, previous.identities)
+    else:
+        sc = SelectorCache(cluster, ids)
+    selecting_cache: dict[int, tuple[int, ...]] = {}  # identity → indexes in its namespace's network list
+    old_selecting = previous._selecting if previous is not None else {}
     admin: list[tuple[IdSet, dict[Direction, tuple[CompiledRule, ...]]]] = []
     for anp in cluster.admin_policies:
         admin.append((sc.admin_peer(anp.subject), {d: _admin_rules(anp, d, sc) for d in DIRECTIONS}))
@@ -324,13 +374,15 @@ def compile_cluster(cluster: Cluster) -> CompiledPolicy:
         network_by_ns.setdefault(np.namespace, []).append((np.ref, per_dir, np.pod_selector))
     directions: dict[tuple[int, Direction], DirectionPolicy] = {}
     for ident in ids.pods():
-        labels = ident.label_dict
         assert ident.namespace is not None
-        selecting = [
-            (ref, per_dir)
-            for ref, per_dir, selector in network_by_ns.get(ident.namespace, ())
-            if selector.matches(labels)
-        ]
+        in_ns = network_by_ns.get(ident.namespace, [])
+        indexes = old_selecting.get(ident.id)
+        if indexes is None or previous is None or previous.identities.by_id.get(ident.id) != ident:
+            # a new identity (an unchanged one is the same label set: which policies select it carries over)
+            labels = ident.label_dict
+            indexes = tuple(i for i, (_, _, selector) in enumerate(in_ns) if selector.matches(labels))
+        selecting_cache[ident.id] = indexes
+        selecting = [(in_ns[i][0], in_ns[i][1]) for i in indexes]
         for d in DIRECTIONS:
             admin_rules = tuple(r for subject, rules in admin if ident.id in subject for r in rules[d])
             isolated_by = tuple(ref for ref, per_dir in selecting if per_dir[d] is not None)
@@ -338,4 +390,4 @@ def compile_cluster(cluster: Cluster) -> CompiledPolicy:
             baseline_rules = baseline[1][d] if baseline is not None and ident.id in baseline[0] else ()
             if admin_rules or isolated_by or baseline_rules:
                 directions[(ident.id, d)] = DirectionPolicy(d, admin_rules, isolated_by, network_rules, baseline_rules)
-    return CompiledPolicy(cluster, ids, sc, directions)
+    return CompiledPolicy(cluster, ids, sc, directions, _selecting=selecting_cache)

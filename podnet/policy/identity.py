@@ -13,12 +13,13 @@ are exactly the longest matching one and its ancestors: an LPM map from prefix t
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from podnet.k8s.model import NS_NAME_LABEL, AdminNetworkPolicy, Cluster, IPAddress, IPNetwork, Pod, Protocol
 
 FIRST_POD_IDENTITY = 256
+HOST = 1  # the node itself, in a node agent's table only (Cilium's reserved:host)
 WORLD_V4 = 2
 WORLD_V6 = 3
 FIRST_CIDR_IDENTITY = 16
@@ -30,7 +31,7 @@ class Identity:
     """One identity. ``memberships`` lists, per address, the policy CIDRs that contain it."""
 
     id: int
-    kind: str  # "pod", "cidr" or "world"
+    kind: str  # "pod", "cidr", "world" or "host"
     namespace: str | None = None
     labels: frozenset[tuple[str, str]] = frozenset()
     ns_labels: frozenset[tuple[str, str]] = frozenset()
@@ -60,6 +61,8 @@ class Identity:
             return f"identity {self.id} (namespace {self.namespace}; {labels or 'no labels'})"
         if self.kind == "cidr":
             return f"identity {self.id} (cidr {self.cidr})"
+        if self.kind == "host":
+            return f"identity {self.id} (host: this node)"
         return f"identity {self.id} (world)"
 
 
@@ -114,52 +117,147 @@ class IdentityTable:
         return [i for i in self.by_id.values() if i.kind == "pod"]
 
 
-def build_identities(cluster: Cluster) -> IdentityTable:
-    """Allocate identities for every pod and every policy CIDR, deterministically."""
-    cidrs = sorted(policy_cidrs(cluster), key=lambda c: (c.version, int(c.network_address), c.prefixlen))
+PodKey = tuple[str, frozenset[tuple[str, str]], frozenset[tuple[str, Protocol, int]], frozenset[Membership]]
+
+
+class IdentityAllocator:
+    """Stable numbers for pod identities across compiles (the agent keeps one for its lifetime).
+
+    Without an allocator, :func:`build_identities` numbers identities by their first pod in name
+    order, so a new label set can shift every later number. With one, a key keeps its number while
+    some pod has it; a new key gets the next unused number. Numbers are never reused.
+    """
+
+    def __init__(self) -> None:
+        self._ids: dict[PodKey, int] = {}
+        self._next = FIRST_POD_IDENTITY
+
+    def number(self, key: PodKey, floor: int) -> int:
+        """The number of ``key``; a new key (or one below ``floor``, the first number after the CIDR identities)
+        gets a fresh one."""
+        found = self._ids.get(key)
+        if found is None or found < floor:
+            found = self._ids[key] = max(self._next, floor)
+            self._next = found + 1
+        return found
+
+    def get(self, key: PodKey) -> int | None:
+        return self._ids.get(key)
+
+    def retain(self, keys: Iterable[PodKey]) -> None:
+        """Forget every key not in ``keys`` (identities whose last pod is gone)."""
+        live = set(keys)
+        self._ids = {k: v for k, v in self._ids.items() if k in live}
+
+    def copy(self) -> IdentityAllocator:
+        out = IdentityAllocator()
+        out._ids = dict(self._ids)
+        out._next = self._next
+        return out
+
+
+def build_identities(
+    cluster: Cluster,
+    allocator: IdentityAllocator | None = None,
+    host_addresses: tuple[IPAddress, ...] = (),
+    pod_keys: Mapping[tuple[str, str, str], PodKey] | None = None,
+    previous: IdentityTable | None = None,
+) -> IdentityTable:
+    """Allocate identities for every pod and every policy CIDR, deterministically (or stably, see
+    :class:`IdentityAllocator`). With ``host_addresses`` (a node agent's own addresses), the node gets the
+    ``host`` identity (see :func:`add_host`). ``pod_keys``: each pod's :func:`pod_key`, known already
+    (for the same policy CIDRs), by (namespace, name, kind). ``previous``: the table of a build with the
+    same allocator, namespaces and policies, whose identity objects are reused."""
+    cidrs = sorted_policy_cidrs(cluster)
     table = IdentityTable(cidrs)
     table.by_id[WORLD_V4] = Identity(WORLD_V4, "world", memberships=frozenset({frozenset()}))
     table.by_id[WORLD_V6] = Identity(WORLD_V6, "world", memberships=frozenset({frozenset()}))
+    same_cidrs = previous is not None and previous.cidrs == cidrs
     for i, cidr in enumerate(cidrs):
         ident = FIRST_CIDR_IDENTITY + i
-        member = frozenset(c for c in cidrs if c.version == cidr.version and cidr.subnet_of(c))  # type: ignore[arg-type]
-        table.by_id[ident] = Identity(ident, "cidr", memberships=frozenset({member}), cidr=cidr)
+        if same_cidrs and previous is not None:
+            table.by_id[ident] = previous.by_id[ident]
+        else:
+            member = frozenset(c for c in cidrs if c.version == cidr.version and cidr.subnet_of(c))  # type: ignore[arg-type]
+            table.by_id[ident] = Identity(ident, "cidr", memberships=frozenset({member}), cidr=cidr)
         table.cidr_identity[cidr] = ident
-    keys: dict[tuple[object, ...], int] = {}
-    next_id = FIRST_POD_IDENTITY + len(cidrs)
+    # with an allocator, a number stands for one key, so its identity object is the same as before
+    reuse = {i.id: i for i in previous.pods()} if same_cidrs and previous is not None and allocator else None
+    if pod_keys is not None:
+        known = pod_keys
+        keys = assign_pods(table, cluster, lambda pod: known[(pod.namespace, pod.name, pod.kind)], allocator, reuse)
+    else:
+        keys = assign_pods(table, cluster, lambda pod: pod_key(cluster, table, pod), allocator, reuse)
+    if allocator is not None:
+        allocator.retain(keys)
+    add_host(table, host_addresses)
+    return table
+
+
+def sorted_policy_cidrs(cluster: Cluster) -> list[IPNetwork]:
+    """The policy CIDRs in identity order (by family, address, prefix length)."""
+    return sorted(policy_cidrs(cluster), key=lambda c: (c.version, int(c.network_address), c.prefixlen))
+
+
+def add_host(table: IdentityTable, addresses: tuple[IPAddress, ...]) -> None:
+    """Give the node's own ``addresses`` the ``host`` identity (nothing when there are none).
+
+    Its memberships are its addresses' policy CIDRs, so an ipBlock selects the node exactly as it selects
+    the node's address; what differs is ingress: traffic from a pod's own node is always allowed
+    (:meth:`podnet.policy.compiler.CompiledPolicy.table`)."""
+    if not addresses:
+        return
+    members = frozenset(table.membership(a) for a in addresses)
+    table.by_id[HOST] = Identity(HOST, "host", memberships=members)
+    for addr in addresses:
+        table.address_identity.setdefault(addr, HOST)
+
+
+def assign_pods(
+    table: IdentityTable,
+    cluster: Cluster,
+    key_of: Callable[[Pod], PodKey],
+    allocator: IdentityAllocator | None,
+    known: dict[int, Identity] | None = None,
+) -> dict[PodKey, int]:
+    """Fill ``table``'s pod lookups (pods in name order; the first pod of an address wins it) and, for
+    identities not in ``known``, ``by_id``. Returns key → number for every pod identity."""
+    keys: dict[PodKey, int] = {}
+    floor = FIRST_POD_IDENTITY + len(table.cidrs)
+    next_id = floor
     for pod in sorted(cluster.pods, key=lambda p: (p.namespace, p.name, p.kind)):
-        key, ident_obj = _pod_key(cluster, table, pod)
+        key = key_of(pod)
         found = keys.get(key)
         if found is None:
-            found = keys[key] = next_id
-            next_id += 1
-            table.by_id[found] = Identity(found, *ident_obj)
+            if allocator is not None:
+                found = allocator.number(key, floor)
+            else:
+                found = next_id
+                next_id += 1
+            keys[key] = found
+            reuse = known.get(found) if known is not None else None
+            table.by_id[found] = reuse if reuse is not None else _identity(cluster, found, key)
             table.pod_identities_by_ns.setdefault(pod.namespace, []).append(found)
         table.pod_identity[(pod.namespace, pod.name, pod.kind)] = found
         for addr in pod.ips:
             table.address_identity.setdefault(addr, found)
-    return table
+    return keys
 
 
-def _pod_key(
-    cluster: Cluster, table: IdentityTable, pod: Pod
-) -> tuple[
-    tuple[object, ...],
-    tuple[
-        str,
-        str,
-        frozenset[tuple[str, str]],
-        frozenset[tuple[str, str]],
-        frozenset[tuple[str, Protocol, int]],
-        frozenset[Membership],
-    ],
-]:
-    ns = cluster.namespace(pod.namespace)
+def pod_key(cluster: Cluster, table: IdentityTable, pod: Pod) -> PodKey:
+    """Everything a policy can tell this pod apart by (see the module docstring)."""
     labels = frozenset(pod.labels.items())
-    ns_labels = frozenset(ns.labels.items())
     named = frozenset((p.name, p.protocol, p.port) for p in pod.ports if p.name)
-    members = frozenset(table.membership(a) for a in pod.ips)
-    return (pod.namespace, labels, named, members), ("pod", pod.namespace, labels, ns_labels, named, members)
+    # An address in no policy CIDR adds nothing a policy could select on, so a pod before and after it gets
+    # its address (and pods with and without one) share an identity.
+    members = frozenset(m for m in (table.membership(a) for a in pod.ips) if m)
+    return (pod.namespace, labels, named, members)
+
+
+def _identity(cluster: Cluster, number: int, key: PodKey) -> Identity:
+    namespace, labels, named, members = key
+    ns_labels = frozenset(cluster.namespace(namespace).labels.items())
+    return Identity(number, "pod", namespace, labels, ns_labels, named, members)
 
 
 def namespace_labels(cluster: Cluster, name: str) -> dict[str, str]:

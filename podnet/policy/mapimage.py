@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from podnet.k8s.model import PROTOCOLS, Direction, Protocol
 from podnet.policy.compiler import DIRECTIONS, CompiledPolicy, Decision, build_table
-from podnet.policy.identity import Identity
+from podnet.policy.identity import HOST, Identity
 from podnet.policy.ports import PortTable
 
 WILDCARD = 0
@@ -55,6 +55,8 @@ def map_image(compiled: CompiledPolicy, subject: int) -> MapImage:
                 explicit |= rule.peers
             elif direction == "egress" and rule.named:
                 explicit |= {i.id for i in ids.by_id.values() if any(n[0] in rule.named for n in i.named_ports)}
+        if direction == "ingress" and HOST in ids.by_id:
+            explicit.add(HOST)  # always allowed in: see CompiledPolicy.table
         base = _signature(wildcard)
         for peer in sorted(explicit):
             table = compiled.table(subject, direction, peer)

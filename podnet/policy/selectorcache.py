@@ -19,6 +19,33 @@ class SelectorCache:
         self._pod_cache: dict[tuple[tuple[str, ...], LabelSelector | None], IdSet] = {}
         self._cidr_cache: dict[tuple[IPNetwork, tuple[IPNetwork, ...]], IdSet] = {}
 
+    @classmethod
+    def carried(
+        cls, old: SelectorCache, cluster: Cluster, identities: IdentityTable, old_identities: IdentityTable
+    ) -> SelectorCache:
+        """A cache for ``identities`` from ``old``'s results, for the same namespaces and policies: identities
+        that are gone are dropped from every result, and only the new ones are matched against each selector.
+        An identity number stands for one label set for as long as it lives (IdentityAllocator)."""
+        new = cls(cluster, identities)
+        live = identities.by_id
+        changed = {i for i, ident in live.items() if old_identities.by_id.get(i) != ident}
+        gone = {i for i in old_identities.by_id if i not in live} | changed
+        fresh = [live[i] for i in changed]
+        new._ns_cache = dict(old._ns_cache)
+        for (namespaces, selector), found in old._pod_cache.items():
+            add = {
+                i.id
+                for i in fresh
+                if i.kind == "pod"
+                and i.namespace in namespaces
+                and (selector is None or selector.matches(i.label_dict))
+            }
+            new._pod_cache[(namespaces, selector)] = frozenset((found - gone) | add)
+        for (cidr, excepts), found in old._cidr_cache.items():
+            add = {i.id for i in fresh if i.in_cidr(cidr, excepts)}
+            new._cidr_cache[(cidr, excepts)] = frozenset((found - gone) | add)
+        return new
+
     def namespaces(self, selector: LabelSelector) -> tuple[str, ...]:
         found = self._ns_cache.get(selector)
         if found is None:

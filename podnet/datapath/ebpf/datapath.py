@@ -123,7 +123,8 @@ class EbpfDatapath:
         self._obj: int | None = None
         self.maps: dict[str, MapFd] = {}
         self._progs: dict[str, int] = {}
-        self._entries: dict[int, dict[bytes, bytes]] = {}
+        self._entries: dict[int, dict[bytes, bytes]] = {}  # endpoint → its policy rows in the kernel, as written
+        self._rows_read = False  # the whole policy map has been read into _entries (see _read_policy_rows)
         self._rule_ids: dict[RuleRef, int] = {}
         self._rules: dict[int, RuleRef] = {}
         self._ring: RingBuffer | None = None
@@ -185,6 +186,7 @@ class EbpfDatapath:
         self.maps.clear()
         self._progs.clear()
         self._entries.clear()
+        self._rows_read = False
 
     def __enter__(self) -> EbpfDatapath:
         self.ensure_loaded()
@@ -371,14 +373,28 @@ class EbpfDatapath:
         desired = policy_entries(ifindex, enforced_image(image, audit), self.rule_id)
         actual = self._entries.get(ifindex)
         if actual is None:
-            actual = {k: v for k, v in policy.entries() if PolicyKey.unpack(k).endpoint == ifindex}
+            actual = self._read_policy_rows(ifindex)
         try:
             stats = self._converge(policy, actual, desired)
         except BpfError:
             self._entries.pop(ifindex, None)  # unknown state: read the kernel next time
+            self._rows_read = False
             raise
         self._entries[ifindex] = desired
         return stats
+
+    def _read_policy_rows(self, ifindex: int) -> dict[bytes, bytes]:
+        """The endpoint's rows in the kernel. The whole map is read once per process (after a restart, or a
+        failed write) and remembered for every endpoint in it; this process being the map's only writer, an
+        endpoint not found then has no rows (reading the map for each new endpoint cost O(endpoints²))."""
+        if not self._rows_read:
+            by_endpoint: dict[int, dict[bytes, bytes]] = {}
+            for k, v in self._map("pn_policy").entries():
+                by_endpoint.setdefault(PolicyKey.unpack(k).endpoint, {})[k] = v
+            for endpoint, rows in by_endpoint.items():
+                self._entries.setdefault(endpoint, rows)
+            self._rows_read = True
+        return self._entries.get(ifindex, {})
 
     # -- observation ---------------------------------------------------------------------------
 

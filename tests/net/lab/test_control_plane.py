@@ -42,7 +42,8 @@ def test_apply_runs_the_shop_on_two_nodes_and_probes_reach_every_declared_port(l
     assert ("web/frontend-0", "data/postgres-0", 5432) not in reachable  # both sides deny: the kernel drops it
     # The kernel does what the analyzer says, pair by pair and port by port.
     test = json.loads(podnet("connectivity", "test", "-o", "json", "--name", lab.name, "--timeout", "1").stdout)
-    assert test == {"probes": 58, "differences": []}  # 40 pod to pod, 6 to their node, 12 to outside
+    # 40 pod to pod, 6 to their node, 12 to outside, 8 from each node to its pods' declared ports
+    assert test == {"probes": 66, "differences": []}
     # pod to host (its node's underlay address) and pod to outside (the fabric's address): real answers
 
     def reaches(src: str, dst: str, port: int, proto: str = "TCP") -> bool:
@@ -54,6 +55,11 @@ def test_apply_runs_the_shop_on_two_nodes_and_probes_reach_every_declared_port(l
     assert reaches("monitoring/prometheus-0", "outside", 443)
     assert reaches("monitoring/prometheus-0", "outside", 53, "UDP")
     assert not reaches("web/frontend-0", "outside", 443)  # its egress allows only the backend
+    # The node reaches its pods even where NetworkPolicy isolates them (the host identity), and only there:
+    # postgres-0 accepts only the backend.
+    db = lab.plan.node(next(p for p in pods(lab) if p["metadata"]["name"] == "postgres-0")["spec"]["nodeName"])
+    assert reaches(f"host:{db.name}", "data/postgres-0", 5432)
+    assert not reaches("web/frontend-0", "data/postgres-0", 5432)
 
     # Flows: both sides of an allowed connection name their rules, a drop names the isolating policy.
     def flows(*args: str) -> list[dict[str, Any]]:

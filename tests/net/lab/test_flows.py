@@ -124,3 +124,53 @@ def test_observe_names_the_policies_and_filters_exactly(lab: manager.Lab, tmp_pa
     finally:
         follow.terminate()
         follow.wait(timeout=10)
+
+
+def _samples(text: str) -> list[tuple[str, dict[str, str], float]]:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return [(s.name, dict(s.labels), s.value) for fam in text_string_to_metric_families(text) for s in fam.samples]
+
+
+def _total(samples: list[tuple[str, dict[str, str], float]], name: str, **labels: str) -> float:
+    return sum(v for n, lab, v in samples if n == name and all(lab.get(k) == x for k, x in labels.items()))
+
+
+def test_lab_agents_count_flows_in_metrics_and_export_them(lab: manager.Lab) -> None:
+    podnet("apply", "-f", "examples/shop", "--name", lab.name)
+
+    def running() -> bool:
+        items = json.loads(podnet("get", "pods", "-A", "-o", "json", "--name", lab.name).stdout)["items"]
+        return len(items) == 6 and all((p.get("status") or {}).get("phase") == "Running" for p in items)
+
+    wait_for(running, "6 running pods")
+    before = _samples("".join(manager.scrape_metrics(lab, node) for node in lab.plan.nodes))
+    assert _total(before, "podnet_endpoints") == 6  # every pod under policy, counted by its node's agent
+    assert _total(before, "podnet_policy_map_entries") > 0
+    forwarded_before = _total(before, "podnet_flows_processed_total", verdict="FORWARDED")
+    dropped_before = _total(before, "podnet_drop_total", reason="POLICY_DENIED")
+    for _ in range(3):
+        assert probe(lab, "web/frontend-0", "api/backend-0", 9000)
+    assert not probe(lab, "web/frontend-0", "data/postgres-0", 5432)
+
+    def counted() -> list[tuple[str, dict[str, str], float]] | None:
+        now = _samples(podnet("lab", "metrics", "--name", lab.name).stdout)  # every node, as a user scrapes them
+        forwarded = _total(now, "podnet_flows_processed_total", verdict="FORWARDED")
+        dropped = _total(now, "podnet_drop_total", reason="POLICY_DENIED")
+        # 3 connections, each judged on both veths (the source's egress, the destination's ingress)
+        return now if forwarded - forwarded_before >= 6 and dropped - dropped_before >= 1 else None
+
+    wait_for(counted, "the probes counted in the agents' metrics", timeout=30)
+    now = counted()
+    assert now is not None
+    assert _total(now, "podnet_flows_processed_total", verdict="FORWARDED", direction="INGRESS") >= 3
+    assert _total(now, "podnet_flows_processed_total", verdict="FORWARDED", direction="EGRESS") >= 3
+
+    exported = []
+    for node in lab.plan.nodes:
+        path = manager.flows_export(lab, node)
+        exported += [json.loads(line) for line in path.read_text().splitlines()]
+    to_backend = [f for f in exported if f["flow"]["destination"].get("pod_name") == "backend-0"]
+    assert len([f for f in to_backend if f["flow"]["verdict"] == "FORWARDED"]) >= 6
+    to_db = [f for f in exported if f["flow"]["destination"].get("pod_name") == "postgres-0"]
+    assert to_db and all(f["flow"]["verdict"] == "DROPPED" for f in to_db)

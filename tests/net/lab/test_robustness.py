@@ -39,7 +39,7 @@ def _kill(proc: procs.Proc) -> None:
 
 def test_a_killed_agent_restarts_with_every_pod_reachable_and_policy_enforced(lab: manager.Lab) -> None:
     _shop_running(lab)
-    assert _test(lab) == {"probes": 58, "differences": []}
+    assert _test(lab) == {"probes": 66, "differences": []}
     old = manager.load(lab.name).procs["agent/node0"]
     _kill(old)
     # while it is dead the pinned programs and maps keep enforcing
@@ -48,7 +48,7 @@ def test_a_killed_agent_restarts_with_every_pod_reachable_and_policy_enforced(la
     assert "restarted" in out
     new = manager.load(lab.name).procs["agent/node0"]
     assert new.pid != old.pid and procs.alive(new)
-    assert _test(lab) == {"probes": 58, "differences": []}
+    assert _test(lab) == {"probes": 66, "differences": []}
     # the restarted agent wires new pods and puts them under policy
     old_uid = manager.load(lab.name).pods["data/postgres-0"]["uid"]
     podnet("delete", "pod", "postgres-0", "-n", "data", "--name", lab.name)
@@ -59,7 +59,7 @@ def test_a_killed_agent_restarts_with_every_pod_reachable_and_policy_enforced(la
         return record is not None and record.get("uid") not in (None, old_uid)
 
     wait_for(replaced, "postgres-0 to come back as a new pod")
-    wait_for(lambda: _test(lab) == {"probes": 58, "differences": []}, "0 differences with the new pod", 20)
+    wait_for(lambda: _test(lab) == {"probes": 66, "differences": []}, "0 differences with the new pod", 20)
     # the controller's later saves did not bring the dead agent's pid back into the record
     assert manager.load(lab.name).procs["agent/node0"] == new
     assert "2/2" in podnet("lab", "list").stdout
@@ -84,4 +84,4 @@ def test_lab_up_after_every_process_was_killed_cleans_up_and_comes_up(lab: manag
     assert all(procs.alive(p) for p in after.procs.values())
     assert not any(procs.alive(p) for p in before.procs.values())
     _shop_running(after)
-    assert _test(after) == {"probes": 58, "differences": []}
+    assert _test(after) == {"probes": 66, "differences": []}

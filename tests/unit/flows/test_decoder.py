@@ -131,3 +131,16 @@ def test_audit_verdict_names_the_rule_that_would_have_denied() -> None:
     from podnet.flows.printer import compact
 
     assert "policy-verdict:L3-L4 INGRESS AUDIT (TCP Flags: SYN) by default deny" in compact(f)
+
+
+def test_the_node_itself_is_reserved_host_and_its_rule_is_named() -> None:
+    c = cluster()
+    ids = compile_cluster(c, host_addresses=(A("172.30.0.1"),)).identities
+    enr = Enricher.build(c.pods, ids, [])
+    backend = ids.pod_identity[("api", "backend-0", "Pod")]
+    host_rule = RuleRef("host", "", "ingress", -1)
+    ev = event(identity=backend, peer_identity=1, source=A("172.30.0.1"), rule=host_rule)
+    f = decode(ev, enr, "n", 0)
+    assert f.verdict == "FORWARDED" and f.destination.pod_name == "backend-0"
+    assert f.source.identity == 1 and f.source.labels == ("reserved:host",) and f.source.pod_name == ""
+    assert f.allowed_by == (RuleName("host", "", "ingress", -1, ""),)
