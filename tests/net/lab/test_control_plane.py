@@ -88,12 +88,12 @@ def test_apply_runs_the_shop_on_two_nodes_and_probes_reach_every_declared_port(l
     os.kill(old.pid, signal.SIGKILL)
     wait_for(lambda: not procs.alive(old), "the agent to die")
     assert json.loads(podnet("connectivity", "test", "-o", "json", "--name", lab.name, "--timeout", "1").stdout) == {
-        "probes": 58,
+        "probes": 66,
         "differences": [],
     }
     podnet("lab", "restart-agent", "--node", "node0", "--name", lab.name)
     test = json.loads(podnet("connectivity", "test", "-o", "json", "--name", lab.name, "--timeout", "1").stdout)
-    assert test == {"probes": 58, "differences": []}
+    assert test == {"probes": 66, "differences": []}
 
     # A label change and a policy deletion reach the kernel on live pods.
     podnet("label", "pod", "frontend-0", "app=other", "-n", "web", "--overwrite", "--name", lab.name)
