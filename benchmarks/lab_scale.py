@@ -76,7 +76,7 @@ def running_cli(name: str, env: dict[str, str]) -> int:
 
 def api_lister(name: str, env: dict[str, str]) -> Callable[[], int]:
     """Counts the Running pods of namespace bench by listing pods through the lab's API server."""
-    from podnet.k8s.client import KubeTransport
+    from podnet.kube.client import KubeTransport
 
     transport = KubeTransport.from_kubeconfig(Path(env["PODNET_LAB_ROOT"]) / name / "apiserver" / "kubeconfig")
 

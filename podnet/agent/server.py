@@ -104,8 +104,8 @@ def start_policy(
     the node's addresses its packets to pods come from (the host identity)."""
     if config.kubeconfig is None or config.datapath == "none":
         return None
-    from podnet.k8s.client import KubeTransport
     from podnet.k8s.source import WatchSource
+    from podnet.kube.client import KubeTransport
 
     source = WatchSource(KubeTransport.from_kubeconfig(config.kubeconfig))
     loop = PolicyLoop(source, service.registry, make_policy_datapath(config), flows, host_addresses)

@@ -124,7 +124,7 @@ def node_pod_cidrs(kubeconfig: Path | None, node_name: str) -> list[str]:
     """``spec.podCIDRs`` (or ``spec.podCIDR``) of the Node ``node_name``."""
     from kubernetes import client as k8s
 
-    from podnet.k8s.client import api_client
+    from podnet.kube.client import api_client
 
     api = api_client(kubeconfig)
     doc: dict[str, Any] = api.sanitize_for_serialization(  # type: ignore[no-untyped-call]

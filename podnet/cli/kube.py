@@ -11,15 +11,15 @@ import yaml
 
 from podnet.errors import UsageError
 from podnet.k8s.manifests import load_documents
-from podnet.k8s.objects import ObjectClient, resource
 from podnet.k8s.parse import build_cluster
 from podnet.k8s.source import KINDS
+from podnet.kube.objects import ObjectClient, resource
 
 ORDER = {"Namespace": 0, "AdminNetworkPolicy": 1, "BaselineAdminNetworkPolicy": 1, "NetworkPolicy": 2}
 
 
 def _client(name: str | None) -> ObjectClient:
-    from podnet.k8s.client import api_client
+    from podnet.kube.client import api_client
     from podnet.lab import manager
 
     lab = manager.pick(name)

@@ -163,9 +163,9 @@ def cmd_controller(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from podnet.k8s.client import KubeTransport
-    from podnet.k8s.objects import ObjectClient
     from podnet.k8s.source import WatchSource
+    from podnet.kube.client import KubeTransport
+    from podnet.kube.objects import ObjectClient
     from podnet.lab.controller import KINDS, Controller
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
@@ -295,8 +295,8 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
 
 def cmd_test(args: argparse.Namespace) -> int:
-    from podnet.k8s.client import api_client
-    from podnet.k8s.objects import RESOURCES, ObjectClient
+    from podnet.kube.client import api_client
+    from podnet.kube.objects import RESOURCES, ObjectClient
 
     lab = manager.pick(args.name)
     client = ObjectClient(api_client(lab.kubeconfig))

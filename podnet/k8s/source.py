@@ -7,7 +7,7 @@ and turns the difference between cache and list into ADDED/MODIFIED/DELETED chan
 misses a deletion. A kind the server does not serve (404: e.g. no AdminNetworkPolicy CRD) counts as empty
 and is listed again now and then. Once every kind has been listed, one ``SYNCED`` change is emitted.
 
-The network is behind :class:`Transport` (:class:`podnet.k8s.client.KubeTransport` for a live server), so
+The network is behind :class:`Transport` (:class:`podnet.kube.client.KubeTransport` for a live server), so
 this module is pure logic and threads; :class:`StaticSource` is the in-memory source for tests.
 
 Threads: one per kind, each the only writer of its kind's cache; ``_lock`` guards the caches for readers.

@@ -23,9 +23,9 @@ from typing import Any
 from podnet.errors import PodnetError
 from podnet.k8s.manifests import Document
 from podnet.k8s.model import Source
-from podnet.k8s.objects import ObjectClient
 from podnet.k8s.parse import build_cluster
 from podnet.k8s.source import WatchSource
+from podnet.kube.objects import ObjectClient
 from podnet.lab import runtime
 from podnet.lab.manager import Lab
 

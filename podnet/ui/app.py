@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from podnet.analyzer.verdict import protocol_of
 from podnet.errors import ManifestError, PodnetError
 from podnet.flows.source import FlowSource, make_source
-from podnet.k8s.client import ClusterError
+from podnet.kube.client import ClusterError
 from podnet.ui import templates
 from podnet.ui.analysis import ManifestFile, analyze, explain
 from podnet.ui.flows import flows_router

@@ -1,6 +1,6 @@
 """The UI's link to a lab's API server (or any Kubernetes API server): load its objects, apply the editor's.
 
-Talks through :class:`podnet.k8s.objects.ObjectClient`, the client ``podnet apply`` uses, so the UI writes
+Talks through :class:`podnet.kube.objects.ObjectClient`, the client ``podnet apply`` uses, so the UI writes
 objects exactly as the CLI does: validated by the analyzer first, namespaces and admin tiers before
 NetworkPolicies, and a bad manifest changes nothing.
 """
@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from podnet.errors import PodnetError
-from podnet.k8s.objects import RESOURCES, ObjectClient
+from podnet.kube.objects import RESOURCES, ObjectClient
 from podnet.ui.analysis import ManifestFile, load_cluster, parse_files
 
 POLICY_KINDS = ("AdminNetworkPolicy", "BaselineAdminNetworkPolicy", "NetworkPolicy")
@@ -64,7 +64,7 @@ class LabLink:
         return lab.name, str(lab.kubeconfig)
 
     def client(self) -> ObjectClient:
-        from podnet.k8s.client import api_client
+        from podnet.kube.client import api_client
 
         return ObjectClient(api_client(self._config()[1]))
 

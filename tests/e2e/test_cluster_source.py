@@ -6,8 +6,8 @@ from pathlib import Path
 
 from kubernetes import client
 
-from podnet.k8s.client import KubeTransport, api_client
 from podnet.k8s.source import Change, WatchSource
+from podnet.kube.client import KubeTransport, api_client
 from podnet.lab.apiserver.api import Api
 from podnet.lab.apiserver.app import DB_FILE
 from podnet.lab.apiserver.store import Store

@@ -20,7 +20,7 @@ import yaml
 from kubernetes import client, watch
 from kubernetes.client import ApiException
 
-from podnet.k8s.client import api_client
+from podnet.kube.client import api_client
 from tests.e2e.labserver import Server, kubectl, start
 
 Obj = dict[str, Any]

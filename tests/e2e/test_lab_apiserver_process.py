@@ -10,7 +10,7 @@ from pathlib import Path
 
 from kubernetes import client
 
-from podnet.k8s.client import api_client
+from podnet.kube.client import api_client
 from podnet.lab.apiserver import process
 
 

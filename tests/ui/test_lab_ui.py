@@ -6,8 +6,8 @@ import re
 
 from playwright.sync_api import Page, expect
 
-from podnet.k8s.client import api_client
-from podnet.k8s.objects import ObjectClient
+from podnet.kube.client import api_client
+from podnet.kube.objects import ObjectClient
 from podnet.ui.analysis import ManifestFile
 from podnet.ui.lab import LabLink
 from tests.e2e import labserver

@@ -1,7 +1,7 @@
 """Access to a Kubernetes API server through the official ``kubernetes`` client: a real cluster's or the lab's.
 
-The one module of :mod:`podnet.k8s` that touches the network; the pure modules (model, parse, selectors,
-source) never import it. :class:`KubeTransport` is the :class:`~podnet.k8s.source.Transport` that
+Kept out of :mod:`podnet.k8s`, whose modules (model, parse, selectors, source) touch no network and never
+import it. :class:`KubeTransport` is the :class:`~podnet.k8s.source.Transport` that
 :class:`~podnet.k8s.source.WatchSource` uses against a live API server.
 
 Only the official client's plumbing is used (kubeconfig or in-cluster loading, TLS, auth, the generated

@@ -1,6 +1,6 @@
 """Writing objects to an API server (create, replace, delete, status, binding) through the official client.
 
-Like :mod:`podnet.k8s.client`, this module touches the network; requests go through the official client's
+Like :mod:`podnet.kube.client`, this module touches the network; requests go through the official client's
 ``ApiClient.call_api`` (its TLS, auth and kubeconfig handling) with raw JSON bodies, so podnet's objects
 reach the server exactly as written.
 """
@@ -16,7 +16,7 @@ import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
-from podnet.k8s.client import ClusterError
+from podnet.kube.client import ClusterError
 
 Obj = dict[str, Any]
 
