@@ -236,10 +236,9 @@ function RuleForm(p: FormProps & { selection: Extract<Selection, { type: "edge" 
   const [rows, setRows] = useState<PortRow[]>(
     raw.map((r) => {
       const o = asObj(r);
-      const num = asObj(o.portNumber);
       return {
-        protocol: String(o.protocol ?? num.protocol ?? "TCP"),
-        port: String(o.port ?? num.port ?? o.namedPort ?? ""),
+        protocol: String(o.protocol ?? "TCP"),
+        port: String(o.port ?? ""),
         endPort: o.endPort === undefined ? "" : String(o.endPort),
       };
     }),
