@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p docs/img
-PODNET_UI_SHOTS=docs/img .venv/bin/pytest -q -p no:cacheprovider tests/ui/test_editor.py tests/ui/test_flows.py \
+PODNET_UI_SHOTS=docs/img .venv/bin/pytest -q -p no:cacheprovider tests/ui/test_editor.py tests/ui/test_admin_editor.py tests/ui/test_flows.py \
     tests/ui/test_lab_ui.py tests/ui/test_lab_live.py
 ls docs/img/ui-*.png

@@ -233,7 +233,7 @@ export function App() {
   function select(s: Selection) {
     setSelection(s);
     setFormRev((r) => r + 1);
-    if (graph?.file) showSpan(graph.file, graph.doc, s.type === "subject" ? "spec.podSelector" : s.path, graph.items);
+    if (graph?.file) showSpan(graph.file, graph.doc, s.type === "subject" ? graph.subject.path : s.path, graph.items);
   }
 
   /** Open the rule an explanation names: its policy drawn, the rule's edge selected, its YAML shown. */

@@ -1,62 +1,16 @@
 // Forms for the box or edge selected in the graph. Each change is written straight into the YAML text
 // (only the edited document is rewritten); the analyzer then redraws the graph and recomputes the matrix.
 import { useState } from "preact/hooks";
+import { AdminPeerForm, AdminRuleForm, AdminSubjectForm } from "./AdminForms";
 import type { Selection } from "./Graph";
-import type { PolicyGraph } from "./types";
-import {
-  appendValue,
-  deleteValue,
-  getValue,
-  labelsText,
-  parseLabels,
-  parsePath,
-  setValue,
-  type Path,
-} from "./yamldoc";
+import { asObj, commaList, Expressions, numberOrText, withLabels, type FormProps, type Obj } from "./formkit";
+import { appendValue, deleteValue, getValue, labelsText, parsePath, setValue, type Path } from "./yamldoc";
 
-export interface FormProps {
-  graph: PolicyGraph;
-  selection: Selection;
-  text: string;
-  doc: number;
-  prefix: Path;
-  onText: (text: string, select?: Selection | null) => void;
-}
-
-type Obj = Record<string, unknown>;
-
-function asObj(v: unknown): Obj {
-  return v && typeof v === "object" && !Array.isArray(v) ? (v as Obj) : {};
-}
-
-/** A selector with its matchLabels replaced, its matchExpressions kept. */
-function withLabels(selector: unknown, labelText: string): Obj {
-  const out: Obj = { ...asObj(selector) };
-  const labels = parseLabels(labelText);
-  if (Object.keys(labels).length) out.matchLabels = labels;
-  else delete out.matchLabels;
-  return out;
-}
-
-function Expressions({ selector }: { selector: unknown }) {
-  const exprs = asObj(selector).matchExpressions;
-  if (!Array.isArray(exprs) || !exprs.length) return null;
-  return <p class="hint">also matchExpressions ({exprs.length}): edit them in the YAML</p>;
-}
+export type { FormProps } from "./formkit";
 
 function SubjectForm(p: FormProps) {
-  const isNp = p.graph.kind === "NetworkPolicy";
   const at = (path: Path) => getValue(p.text, p.doc, [...p.prefix, ...path]);
   const write = (path: Path, value: unknown) => p.onText(setValue(p.text, p.doc, [...p.prefix, ...path], value));
-  if (!isNp) {
-    return (
-      <div class="form" data-testid="subject-form">
-        <h3>Subject of {p.graph.kind} {p.graph.name}</h3>
-        <p>{p.graph.subject.label}</p>
-        <p class="hint">Admin policy subjects are edited in the YAML.</p>
-      </div>
-    );
-  }
   const selector = at(["spec", "podSelector"]);
   const types = (at(["spec", "policyTypes"]) as string[] | undefined) ?? [];
   const setType = (t: string, on: boolean) => {
@@ -121,7 +75,6 @@ type PeerKind = "pods" | "namespaces" | "cidr";
 
 function PeerForm(p: FormProps & { selection: Extract<Selection, { type: "peer" }> }) {
   const path = [...p.prefix, ...parsePath(p.selection.path)];
-  const isNp = p.graph.kind === "NetworkPolicy";
   const peer = asObj(getValue(p.text, p.doc, path));
   const initial: PeerKind = peer.ipBlock ? "cidr" : peer.namespaceSelector ? "namespaces" : "pods";
   const [kind, setKind] = useState<PeerKind>(initial);
@@ -132,15 +85,6 @@ function PeerForm(p: FormProps & { selection: Extract<Selection, { type: "peer" 
   const [nss, setNss] = useState(labelsText(asObj(peer.namespaceSelector).matchLabels));
   const [cidr, setCidr] = useState(String(block.cidr ?? "0.0.0.0/0"));
   const [except, setExcept] = useState(Array.isArray(block.except) ? block.except.join(", ") : "");
-  if (!isNp) {
-    return (
-      <div class="form" data-testid="peer-form">
-        <h3>Peer of {p.graph.kind} {p.graph.name}</h3>
-        <pre>{JSON.stringify(peer, null, 2)}</pre>
-        <p class="hint">Admin policy peers are edited in the YAML.</p>
-      </div>
-    );
-  }
   if (p.selection.scope === "any") {
     return (
       <div class="form" data-testid="peer-form">
@@ -168,10 +112,7 @@ function PeerForm(p: FormProps & { selection: Extract<Selection, { type: "peer" 
   const write = (next: Obj) => p.onText(setValue(p.text, p.doc, path, next));
   const form = (k: PeerKind, podText: string, nsText: string, cidr: string, except: string): Obj => {
     if (k === "cidr") {
-      const ex = except
-        .split(",")
-        .map((s) => s.trim())
-        .filter(Boolean);
+      const ex = commaList(except);
       return { ipBlock: ex.length ? { cidr, except: ex } : { cidr } };
     }
     if (k === "pods") return { podSelector: withLabels(peer.podSelector, podText) };
@@ -291,23 +232,21 @@ interface PortRow {
 function RuleForm(p: FormProps & { selection: Extract<Selection, { type: "edge" }> }) {
   const rulePath = [...p.prefix, ...parsePath(p.selection.path)];
   const rule = asObj(getValue(p.text, p.doc, rulePath));
-  const isNp = p.graph.kind === "NetworkPolicy";
   const raw = Array.isArray(rule.ports) ? (rule.ports as unknown[]) : [];
   const [rows, setRows] = useState<PortRow[]>(
     raw.map((r) => {
       const o = asObj(r);
-      const num = asObj(o.portNumber);
       return {
-        protocol: String(o.protocol ?? num.protocol ?? "TCP"),
-        port: String(o.port ?? num.port ?? o.namedPort ?? ""),
+        protocol: String(o.protocol ?? "TCP"),
+        port: String(o.port ?? ""),
         endPort: o.endPort === undefined ? "" : String(o.endPort),
       };
     }),
   );
   const toYaml = (r: PortRow): Obj => {
     const out: Obj = { protocol: r.protocol };
-    if (r.port.trim()) out.port = /^\d+$/.test(r.port.trim()) ? Number(r.port.trim()) : r.port.trim();
-    if (r.endPort.trim()) out.endPort = /^\d+$/.test(r.endPort.trim()) ? Number(r.endPort.trim()) : r.endPort.trim();
+    if (r.port.trim()) out.port = numberOrText(r.port);
+    if (r.endPort.trim()) out.endPort = numberOrText(r.endPort);
     return out;
   };
   const write = (next: PortRow[]) => {
@@ -316,29 +255,6 @@ function RuleForm(p: FormProps & { selection: Extract<Selection, { type: "edge" 
     p.onText(next.length ? setValue(p.text, p.doc, path, next.map(toYaml)) : deleteValue(p.text, p.doc, path));
   };
   const edit = (i: number, change: Partial<PortRow>) => write(rows.map((r, j) => (j === i ? { ...r, ...change } : r)));
-  if (!isNp) {
-    const action = String(rule.action ?? "");
-    return (
-      <div class="form" data-testid="rule-form">
-        <h3>
-          Rule <code>{p.selection.path}</code> {rule.name ? `"${String(rule.name)}"` : ""}
-        </h3>
-        <label>
-          action
-          <select
-            data-testid="rule-action"
-            value={action}
-            onChange={(e) => p.onText(setValue(p.text, p.doc, [...rulePath, "action"], e.currentTarget.value))}
-          >
-            {(p.graph.kind === "AdminNetworkPolicy" ? ["Allow", "Deny", "Pass"] : ["Allow", "Deny"]).map((a) => (
-              <option value={a}>{a}</option>
-            ))}
-          </select>
-        </label>
-        <p class="hint">Admin policy ports and peers are edited in the YAML.</p>
-      </div>
-    );
-  }
   return (
     <div class="form" data-testid="rule-form">
       <h3>
@@ -401,6 +317,11 @@ function RuleForm(p: FormProps & { selection: Extract<Selection, { type: "edge" 
 
 export function EditForm(p: FormProps) {
   const s = p.selection;
+  if (p.graph.kind !== "NetworkPolicy") {
+    if (s.type === "subject") return <AdminSubjectForm {...p} />;
+    if (s.type === "peer") return <AdminPeerForm {...p} selection={s} />;
+    return <AdminRuleForm {...p} selection={s} />;
+  }
   if (s.type === "subject") return <SubjectForm {...p} />;
   if (s.type === "peer") return <PeerForm {...p} selection={s} />;
   return <RuleForm {...p} selection={s} />;
