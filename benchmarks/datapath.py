@@ -251,7 +251,7 @@ def main() -> None:
         client, server = topo.pods["client"], topo.pods["server"]
         compiled_by_n = {n: cluster(topo, n) for n in (10, 10000)}
         runs: dict[str, list[dict[str, float]]] = {}
-        for _ in range(args.repeat):  # interleaved rounds; each figure is the median over rounds
+        for round_no in range(args.repeat):  # interleaved rounds; each figure is the median over rounds
             runs.setdefault("bare_veth", []).append(
                 {
                     "gbit_s": throughput(bare[1], bare[0], bare[2], args.seconds),
@@ -261,17 +261,19 @@ def main() -> None:
             for n, compiled in compiled_by_n.items():
                 apply(dp, topo, compiled)
                 runs.setdefault(f"ebpf_{n}_policies", []).append(measure(server, client, args))
-            # across nodes: the same two nodes routed without programs, then with the datapath on both
-            for d, t in ((dp_a, nodes[0]), (dp_b, nodes[1])):
-                for pod in t.pods.values():
-                    if d.endpoints():
-                        d.detach(pod.host_veth)
-            runs.setdefault("cross_node_routed", []).append(measure(far_server, far_client, args))
-            for d, t in ((dp_a, nodes[0]), (dp_b, nodes[1])):
-                apply(d, t, cross)
-            neigh0 = dp_a.counters()["redirected_neigh"]
-            runs.setdefault("cross_node_ebpf", []).append(measure(far_server, far_client, args))
-            runs["cross_node_ebpf"][-1]["redirected_neigh"] = dp_a.counters()["redirected_neigh"] - neigh0
+            # across nodes: the same two nodes routed without programs, and with the datapath on both,
+            # in alternating order from round to round (the shared machine drifts within a round)
+            for variant in ("routed", "ebpf") if round_no % 2 == 0 else ("ebpf", "routed"):
+                for d, t in ((dp_a, nodes[0]), (dp_b, nodes[1])):
+                    for pod in t.pods.values():
+                        if variant == "ebpf":
+                            apply(d, t, cross)
+                        elif d.endpoints():
+                            d.detach(pod.host_veth)
+                neigh0 = dp_a.counters()["redirected_neigh"]
+                runs.setdefault(f"cross_node_{variant}", []).append(measure(far_server, far_client, args))
+                if variant == "ebpf":
+                    runs["cross_node_ebpf"][-1]["redirected_neigh"] = dp_a.counters()["redirected_neigh"] - neigh0
         for name, rounds in runs.items():
             result[name] = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
         base, p10, p10k = result["bare_veth"], result["ebpf_10_policies"], result["ebpf_10000_policies"]
