@@ -11,13 +11,13 @@ from podnet.analyzer import diff as diff_mod
 from podnet.analyzer import lint as lint_mod
 from podnet.analyzer import matrix as matrix_mod
 from podnet.analyzer.endpoints import Resolver
+from podnet.analyzer.explanation import explain
 from podnet.analyzer.verdict import answer, batch, protocol_of
 from podnet.errors import PodnetError, UsageError
 from podnet.k8s.manifests import load_documents
 from podnet.k8s.model import Protocol
 from podnet.k8s.parse import build_cluster
 from podnet.policy.compiler import compile_cluster
-from podnet.policy.explain import Explainer, render_side
 
 
 def _resolver(paths: list[str]) -> Resolver:
@@ -133,35 +133,12 @@ def cmd_matrix(args: argparse.Namespace) -> int:
 
 def cmd_explain(args: argparse.Namespace) -> int:
     resolver = _resolver(args.files)
-    ans = answer(resolver, args.src, args.dst, args.protocol, args.port)
-    explainer = Explainer(resolver.compiled)
-    sides = []
-    if ans.src.is_pod and not ans.same_pod:
-        side = explainer.side(ans.src.identity, "egress", ans.dst.identity, ans.protocol, ans.port)
-        side.pod = ans.src.ref
-        sides.append(side)
-    if ans.dst.is_pod and not ans.same_pod:
-        side = explainer.side(ans.dst.identity, "ingress", ans.src.identity, ans.protocol, ans.port)
-        side.pod = ans.dst.ref
-        sides.append(side)
-    word = ans.word.upper()
+    out = explain(resolver, args.src, args.dst, args.protocol, args.port)
     if args.output == "json":
-        print(json.dumps({**ans.to_json(), "sides": [s.to_json() for s in sides]}, indent=2))
+        print(json.dumps(out.to_json(), indent=2))
     else:
-        lines = [f"Connection {ans.src.ref} -> {ans.dst.ref} {ans.protocol}/{ans.port}: {word}", ""]
-        if ans.same_pod:
-            lines.append("both ends are the same pod: traffic stays inside it and no policy applies")
-        elif not sides:
-            lines.append("neither end is a pod: no policy of the cluster applies")
-        for side in sides:
-            lines += render_side(side)
-            lines.append("")
-        for label, who in (("source", ans.src), ("destination", ans.dst)):
-            if not who.is_pod and sides:
-                lines.append(f"{label} {who.ref} is outside the cluster: only the other side's policy applies")
-        lines.append(f"verdict: {word}")
-        print("\n".join(lines).rstrip())
-    return 0 if ans.verdict.allowed else 1
+        print(out.text())
+    return 0 if out.answer.verdict.allowed else 1
 
 
 def cmd_diff(args: argparse.Namespace) -> int:

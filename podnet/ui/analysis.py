@@ -10,17 +10,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from podnet.analyzer import explanation
 from podnet.analyzer import lint as lint_mod
 from podnet.analyzer import matrix as matrix_mod
 from podnet.analyzer.connections import connections
 from podnet.analyzer.endpoints import Endpoint, Resolver
-from podnet.analyzer.verdict import answer
 from podnet.errors import ManifestError
 from podnet.k8s.manifests import Document, parse_text
-from podnet.k8s.model import PROTOCOLS, Cluster, Direction, Protocol
+from podnet.k8s.model import PROTOCOLS, Cluster, Protocol
 from podnet.k8s.parse import build_cluster
 from podnet.policy.compiler import compile_cluster
-from podnet.policy.explain import Explainer, SideExplanation, render_side
 from podnet.ui.graph import policy_graphs
 from podnet.ui.problems import parse_problem
 
@@ -166,29 +165,5 @@ def explain(
     if port is None:
         guess_proto, port = default_port(resolver, src, dst)
         protocol = protocol or guess_proto
-    ans = answer(resolver, src_ref, dst_ref, protocol or "TCP", port)
-    explainer = Explainer(resolver.compiled)
-    sides: list[SideExplanation] = []
-    ends: tuple[tuple[Endpoint, Direction, Endpoint], ...] = (
-        (ans.src, "egress", ans.dst),
-        (ans.dst, "ingress", ans.src),
-    )
-    for subject, direction, peer in ends:
-        if subject.is_pod and not ans.same_pod:
-            side = explainer.side(subject.identity, direction, peer.identity, ans.protocol, ans.port)
-            side.pod = subject.ref
-            sides.append(side)
-    word = ans.word.upper()
-    lines = [f"Connection {ans.src.ref} -> {ans.dst.ref} {ans.protocol}/{ans.port}: {word}", ""]
-    if ans.same_pod:
-        lines.append("both ends are the same pod: traffic stays inside it and no policy applies")
-    elif not sides:
-        lines.append("neither end is a pod: no policy of the cluster applies")
-    for side in sides:
-        lines += render_side(side)
-        lines.append("")
-    for label, who in (("source", ans.src), ("destination", ans.dst)):
-        if not who.is_pod and sides:
-            lines.append(f"{label} {who.ref} is outside the cluster: only the other side's policy applies")
-    lines.append(f"verdict: {word}")
-    return {**ans.to_json(), "sides": [s.to_json() for s in sides], "text": "\n".join(lines).rstrip()}
+    out = explanation.explain(resolver, src_ref, dst_ref, protocol or "TCP", port)
+    return {**out.to_json(), "text": out.text()}
