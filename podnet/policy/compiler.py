@@ -189,6 +189,7 @@ class CompiledPolicy:
     _member_bits: dict[int, int] = field(default_factory=dict)
     _dest_ports: dict[tuple[int, frozenset[str]], frozenset[tuple[str, Protocol, int]]] = field(default_factory=dict)
     _uniform: dict[Decision, PortTable[Decision]] = field(default_factory=dict)
+    _pod_ids: frozenset[int] | None = None  # the pod identities, for decide()
     _selecting: dict[int, tuple[int, ...]] = field(default_factory=dict)  # see compile_cluster(previous=)
 
     def direction(self, subject: int, direction: Direction) -> DirectionPolicy:
@@ -198,8 +199,9 @@ class CompiledPolicy:
         """The same policy over ``cluster``, whose pods changed without changing any identity: the
         resolved policy and every table built so far stay valid and are shared."""
         return CompiledPolicy(
-            cluster, identities, self.selectors, self.directions, self._classes, self._family,
-            self._member_bits, self._dest_ports, self._uniform, self._selecting,
+            cluster, identities, self.selectors, self.directions, _classes=self._classes, _family=self._family,
+            _member_bits=self._member_bits, _dest_ports=self._dest_ports, _uniform=self._uniform,
+            _selecting=self._selecting,
         )  # fmt: skip
 
     def _bit(self, peers: IdSet) -> int:
@@ -259,9 +261,12 @@ class CompiledPolicy:
     def decide(self, src: int, dst: int, protocol: Protocol, port: int) -> ConnectionVerdict:
         """The verdict for a new connection from identity ``src`` to identity ``dst``."""
         egress = ingress = None
-        if self.identities.by_id[src].kind == "pod":
+        pods = self._pod_ids
+        if pods is None:
+            pods = self._pod_ids = frozenset(i for i, ident in self.identities.by_id.items() if ident.kind == "pod")
+        if src in pods:
             egress = self.table(src, "egress", dst).lookup(protocol, port)
-        if self.identities.by_id[dst].kind == "pod":
+        if dst in pods:
             ingress = self.table(dst, "ingress", src).lookup(protocol, port)
         allowed = (egress is None or egress.verdict == "allow") and (ingress is None or ingress.verdict == "allow")
         return ConnectionVerdict(allowed, egress, ingress)

@@ -62,7 +62,9 @@ class PortTable(Generic[T]):
         if not inside:
             return False
         self._free[protocol] = outside
-        self._taken[protocol].extend(Interval(a, b, value) for a, b in inside)
+        taken = self._taken[protocol]
+        for a, b in inside:
+            taken.append(Interval(a, b, value))
         return True
 
     def release(self, value: T) -> None:
