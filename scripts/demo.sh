@@ -45,6 +45,7 @@ The lab "demo" keeps running. Try next:
   .venv/bin/podnet lab exec web/frontend-0 -- ip addr
   .venv/bin/podnet connectivity matrix      # every pod pair and port, probed with real packets
   .venv/bin/podnet observe --verdict DROPPED --last 10   # which policy dropped what (flows)
+  .venv/bin/podnet ui --lab demo           # policy editor + live service map on http://127.0.0.1:8080/
   .venv/bin/podnet delete networkpolicy backend -n api; .venv/bin/podnet connectivity test
   export KUBECONFIG=/run/podnet/labs/demo/apiserver/kubeconfig; .venv/bin/kubectl get pods -A
   .venv/bin/podnet lab down --name demo     # removes everything the lab made
