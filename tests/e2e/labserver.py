@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests import processes
+
 
 @dataclass
 class Server:
@@ -23,15 +25,7 @@ class Server:
         return self.state_dir / "kubeconfig"
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        processes.stop(self.proc, signal.SIGTERM)
 
 
 def start(state_dir: Path, *extra: str, timeout: float = 20.0) -> Server:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import BrowserContext, Page, sync_playwright
 
+from tests import processes
 from tests.e2e import labserver
 
 REPO = Path(__file__).resolve().parents[2]
@@ -101,15 +102,7 @@ class UiServer:
         pytest.fail(f"podnet ui did not start: {''.join(seen)}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout is not None:
-            self.proc.stdout.close()
+        processes.stop(self.proc, signal.SIGINT)
 
 
 @pytest.fixture(scope="session")
