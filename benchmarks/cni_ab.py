@@ -17,16 +17,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from cni_latency import HERE, run_plugin, sh, summary, wait_for_socket
+from cni_latency import HERE, run_inside_node, run_plugin, summary, wait_for_socket
 
 INSTALL = (
     "import sys; from pathlib import Path; from podnet.cni.install import install; "
@@ -102,26 +99,10 @@ def main() -> int:
     if not (Path(args.base) / "podnet" / "cni" / "shim.py").exists():
         print(f"cni_ab: --base {args.base} is not a podnet source tree", file=sys.stderr)
         return 1
-    suffix = secrets.token_hex(3)
-    node = f"pnab-{suffix}-node"
-    work = Path(tempfile.mkdtemp(prefix="pnab-"))
-    pods = [f"pnab-{suffix}-{side}{i}" for side in ("t", "b") for i in range(args.pods)]
-    try:
-        sh("ip", "netns", "add", node)
-        sh("ip", "-n", node, "link", "set", "lo", "up")
-        sh("ip", "-n", node, "addr", "add", "192.0.2.1/32", "dev", "lo")
-        for p in pods:
-            sh("ip", "netns", "add", p)
-        cmd = ["ip", "netns", "exec", node, sys.executable, str(Path(__file__).resolve()), "--inside"]
-        cmd += ["--pods", str(args.pods), "--work", str(work), "--suffix", suffix, "--base", args.base]
-        for module in args.hide_in_base:
-            cmd += ["--hide-in-base", module]
-        return subprocess.run(cmd, cwd=HERE).returncode
-    finally:
-        for p in pods:
-            subprocess.run(["ip", "netns", "del", p], capture_output=True)
-        subprocess.run(["ip", "netns", "del", node], capture_output=True)
-        shutil.rmtree(work, ignore_errors=True)
+    extra = ["--base", args.base]
+    for module in args.hide_in_base:
+        extra += ["--hide-in-base", module]
+    return run_inside_node("pnab", ("t", "b"), args.pods, Path(__file__), extra)
 
 
 if __name__ == "__main__":

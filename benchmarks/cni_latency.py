@@ -183,18 +183,24 @@ def main() -> int:
     if os.geteuid() != 0:
         print("cni_latency: needs root (network namespaces)", file=sys.stderr)
         return 1
+    return run_inside_node("pnb", ("p", "b"), args.pods, Path(__file__), [])
+
+
+def run_inside_node(prefix: str, sides: tuple[str, str], n_pods: int, script: Path, extra: list[str]) -> int:
+    """Make a node namespace (192.0.2.1 on its loopback) and ``n_pods`` pod namespaces per side, run
+    ``script --inside`` in the node namespace, then remove them all, whatever happened."""
     suffix = secrets.token_hex(3)
-    node = f"pnb-{suffix}-node"
-    work = Path(tempfile.mkdtemp(prefix="pnbench-"))
-    pods = [f"pnb-{suffix}-{kind}{i}" for kind in ("p", "b") for i in range(args.pods)]
+    node = f"{prefix}-{suffix}-node"
+    work = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
+    pods = [f"{prefix}-{suffix}-{side}{i}" for side in sides for i in range(n_pods)]
     try:
         sh("ip", "netns", "add", node)
         sh("ip", "-n", node, "link", "set", "lo", "up")
         sh("ip", "-n", node, "addr", "add", "192.0.2.1/32", "dev", "lo")
         for p in pods:
             sh("ip", "netns", "add", p)
-        cmd = ["ip", "netns", "exec", node, sys.executable, str(Path(__file__).resolve()), "--inside"]
-        cmd += ["--pods", str(args.pods), "--work", str(work), "--suffix", suffix]
+        cmd = ["ip", "netns", "exec", node, sys.executable, str(script.resolve()), "--inside"]
+        cmd += ["--pods", str(n_pods), "--work", str(work), "--suffix", suffix, *extra]
         return subprocess.run(cmd, cwd=HERE).returncode
     finally:
         for p in pods:

@@ -93,21 +93,9 @@ def network_policy_graph(cluster: Cluster, np: NetworkPolicy) -> dict[str, Any]:
                     scope, label, pods = _np_peer(cluster, np, peer)
                     items.append((f"{rpath}.{field}[{pi}]", scope, label, pods))
             for path, scope, label, pods in items:
-                node_id = f"{direction}:{path}"
-                peers[direction].append(
-                    {"id": node_id, "path": path, "rule": ri, "scope": scope, "label": label, "selects": pods}
-                )
-                edges.append(
-                    {
-                        "id": f"edge:{path}",
-                        "direction": direction,
-                        "peer": node_id,
-                        "rule": ri,
-                        "path": rpath,
-                        "ports": ports_text(rule.ports),
-                        "action": "Allow",
-                    }
-                )
+                peer_node, edge = _peer_and_edge(direction, rpath, ri, path, scope, label, pods, rule.ports, "Allow")
+                peers[direction].append(peer_node)
+                edges.append(edge)
     return {
         "kind": "NetworkPolicy",
         "name": np.name,
@@ -123,6 +111,32 @@ def network_policy_graph(cluster: Cluster, np: NetworkPolicy) -> dict[str, Any]:
         "peers": peers,
         "edges": edges,
     }
+
+
+def _peer_and_edge(
+    direction: str,
+    rpath: str,
+    ri: int,
+    path: str,
+    scope: Scope,
+    label: str,
+    pods: list[str],
+    ports: tuple[PortSpec, ...] | None,
+    action: str,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A peer box and the edge from it to the selected pods (ports and action on the edge)."""
+    node_id = f"{direction}:{path}"
+    peer_node = {"id": node_id, "path": path, "rule": ri, "scope": scope, "label": label, "selects": pods}
+    edge = {
+        "id": f"edge:{path}",
+        "direction": direction,
+        "peer": node_id,
+        "rule": ri,
+        "path": rpath,
+        "ports": ports_text(ports),
+        "action": action,
+    }
+    return peer_node, edge
 
 
 def _admin_peer(cluster: Cluster, peer: AdminPeer) -> tuple[Scope, str, list[str]]:
@@ -144,22 +158,11 @@ def admin_policy_graph(cluster: Cluster, anp: AdminNetworkPolicy) -> dict[str, A
             for pi, peer in enumerate(rule.peers):
                 scope, label, pods = _admin_peer(cluster, peer)
                 path = f"{rpath}.{field}[{pi}]"
-                node_id = f"{direction}:{path}"
-                peers[direction].append(
-                    {"id": node_id, "path": path, "rule": ri, "scope": scope, "label": label, "selects": pods}
+                peer_node, edge = _peer_and_edge(
+                    direction, rpath, ri, path, scope, label, pods, rule.ports, rule.action
                 )
-                edges.append(
-                    {
-                        "id": f"edge:{path}",
-                        "direction": direction,
-                        "peer": node_id,
-                        "rule": ri,
-                        "path": rpath,
-                        "ports": ports_text(rule.ports),
-                        "action": rule.action,
-                        "name": rule.name,
-                    }
-                )
+                peers[direction].append(peer_node)
+                edges.append({**edge, "name": rule.name})
     _, subject_label, subject_pods = _admin_peer(cluster, anp.subject)
     return {
         "kind": anp.kind,
