@@ -270,12 +270,31 @@ def main() -> None:
                             apply(d, t, cross)
                         elif d.endpoints():
                             d.detach(pod.host_veth)
-                neigh0 = dp_a.counters()["redirected_neigh"]
+                    if variant == "ebpf":
+                        d.attach_uplink(f"pnu{t.suffix}")
+                    else:
+                        d.detach_uplink(f"pnu{t.suffix}")
+                neigh0, uplink0 = dp_a.counters()["redirected_neigh"], dp_b.counters()["redirected_uplink"]
                 runs.setdefault(f"cross_node_{variant}", []).append(measure(far_server, far_client, args))
                 if variant == "ebpf":
                     runs["cross_node_ebpf"][-1]["redirected_neigh"] = dp_a.counters()["redirected_neigh"] - neigh0
+                    runs["cross_node_ebpf"][-1]["redirected_uplink"] = dp_b.counters()["redirected_uplink"] - uplink0
         for name, rounds in runs.items():
             result[name] = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+
+        # the same ratios per round, then their median: a round's figures were measured minutes apart at most,
+        # so the VM's drift over the whole run cancels out of them
+        def paired(a: str, b: str, key: str) -> float:
+            return statistics.median(x[key] / y[key] for x, y in zip(runs[a], runs[b], strict=True))
+
+        result["ratios_paired_by_round"] = {
+            "throughput_vs_bare": paired("ebpf_10_policies", "bare_veth", "gbit_s"),
+            "p50_latency_vs_bare": paired("ebpf_10_policies", "bare_veth", "p50_us"),
+            "throughput_10k_vs_10": paired("ebpf_10000_policies", "ebpf_10_policies", "gbit_s"),
+            "cross_node_throughput_vs_routed": paired("cross_node_ebpf", "cross_node_routed", "gbit_s"),
+            "cross_node_throughput_vs_bare": paired("cross_node_ebpf", "bare_veth", "gbit_s"),
+            "cross_node_p50_latency_vs_bare": paired("cross_node_ebpf", "bare_veth", "p50_us"),
+        }
         base, p10, p10k = result["bare_veth"], result["ebpf_10_policies"], result["ebpf_10000_policies"]
         routed, far = result["cross_node_routed"], result["cross_node_ebpf"]
         result["ratios"] = {

@@ -36,7 +36,7 @@ import ipaddress
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -79,7 +79,8 @@ class PolicyDatapath(Protocol):
 class EbpfPolicyDatapath:
     """Adapts :class:`EbpfDatapath` to :class:`PolicyDatapath`."""
 
-    def __init__(self, pin_dir: str) -> None:
+    def __init__(self, pin_dir: str, uplinks: Sequence[str] = ()) -> None:
+        """``uplinks``: the node's devices other nodes' packets arrive on, which get ``pn_from_uplink``."""
         from pathlib import Path
 
         from podnet.datapath.ebpf.datapath import EbpfDatapath
@@ -88,9 +89,18 @@ class EbpfPolicyDatapath:
         pins = Path(pin_dir)
         ensure_bpffs(pins.parent)
         self.dp = EbpfDatapath(pins)
+        self.uplinks = tuple(uplinks)
 
     def ensure_loaded(self) -> None:
         self.dp.ensure_loaded()
+        for device in self.uplinks:
+            # an uplink without the program is slower, not less safe: pn_to_pod judges what the node forwards
+            try:
+                self.dp.attach_uplink(device)
+            except PodnetError as exc:
+                log.error("uplink not attached", extra={"device": device, "error": str(exc)})
+            else:
+                log.info("uplink attached", extra={"device": device})
 
     def sync_identities(self, identities: IdentityTable) -> object:
         return self.dp.sync_identities(identities)

@@ -46,6 +46,7 @@ class AgentConfig:
     flows_export_backups: int = 3
     metrics_addr: str | None = None  # loopback HOST:PORT for Prometheus metrics
     nflog_group: int | None = None  # nft: NFLOG group of its events (default: derived from the node name)
+    uplinks: tuple[str, ...] | None = None  # ebpf: devices for pn_from_uplink (None: found; (): none)
 
 
 def build_service(config: AgentConfig) -> tuple[CniService, NetlinkDatapath]:
@@ -81,12 +82,14 @@ def build_flows(config: AgentConfig) -> FlowCollector | None:
     return FlowCollector(config.node_name, FlowStore(config.flows_buffer), exporter, metrics)
 
 
-def make_policy_datapath(config: AgentConfig) -> PolicyDatapath:
-    """The datapath ``config.datapath`` names: eBPF pins per node, or the node's nftables table."""
+def make_policy_datapath(config: AgentConfig, uplinks: Sequence[str] = ()) -> PolicyDatapath:
+    """The datapath ``config.datapath`` names: eBPF pins per node (``uplinks``: the devices found for
+    ``pn_from_uplink`` when the config names none), or the node's nftables table."""
     if config.datapath == "ebpf":
         from podnet.agent.policy import EbpfPolicyDatapath
 
-        return EbpfPolicyDatapath(str(config.bpf_dir / config.node_name))
+        devices = config.uplinks if config.uplinks is not None else uplinks
+        return EbpfPolicyDatapath(str(config.bpf_dir / config.node_name), devices)
     if config.datapath == "nft":
         from podnet.agent.nftpath import NftPolicyDatapath
 
@@ -99,6 +102,7 @@ def start_policy(
     service: CniService,
     flows: FlowCollector | None = None,
     host_addresses: tuple[IPAddress, ...] = (),
+    uplinks: Sequence[str] = (),
 ) -> PolicyLoop | None:
     """The policy loop when the agent has a kubeconfig and a datapath; None otherwise. ``host_addresses``:
     the node's addresses its packets to pods come from (the host identity)."""
@@ -108,7 +112,7 @@ def start_policy(
     from podnet.kube.client import KubeTransport
 
     source = WatchSource(KubeTransport.from_kubeconfig(config.kubeconfig))
-    loop = PolicyLoop(source, service.registry, make_policy_datapath(config), flows, host_addresses)
+    loop = PolicyLoop(source, service.registry, make_policy_datapath(config, uplinks), flows, host_addresses)
     loop.start()
     service.policy = loop
     log.info("policy enforced", extra={"datapath": config.datapath, "kubeconfig": str(config.kubeconfig)})
@@ -126,7 +130,8 @@ def run_agent(config: AgentConfig) -> int:
         service.reconcile()
         flows = build_flows(config)
         node_address = (ipaddress.ip_address(datapath.node_ipv4),) if datapath.node_ipv4 else ()
-        policy = start_policy(config, service, flows, node_address)
+        uplinks = datapath.uplink_devices() if config.datapath == "ebpf" and config.uplinks is None else ()
+        policy = start_policy(config, service, flows, node_address, uplinks)
         bound = bind_unix(config.socket_path)
         app = create_app(service, flows.store if flows is not None else None)
         server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off"))

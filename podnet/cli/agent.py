@@ -55,6 +55,14 @@ def register(sub: Any) -> None:
         default=Path("/sys/fs/bpf/podnet"),
         help="bpffs directory for pinned programs and maps; one subdirectory per node",
     )
+    p.add_argument(
+        "--uplink",
+        action="append",
+        default=None,
+        metavar="DEVICE",
+        help="--datapath ebpf: a device other nodes' packets arrive on, where they are judged and handed to the "
+        "pod directly (repeat; default: the device of --node-ip and any VXLAN/Geneve device; 'none': no device)",
+    )
     p.add_argument("--flows-buffer", type=int, default=4096, help="flows kept in memory (0: no flow collection)")
     p.add_argument("--flows-export", type=Path, default=None, help="also write flows to this JSON-lines file")
     p.add_argument("--flows-export-max-mb", type=float, default=10.0, help="rotate the export file at this size")
@@ -92,9 +100,20 @@ def _agent(args: argparse.Namespace) -> int:
         args.node_name, cidrs, Path(args.socket), args.state_dir, args.mtu, args.node_ip,
         kubeconfig, args.datapath, args.bpf_dir, args.flows_buffer, args.flows_export,
         int(args.flows_export_max_mb * 1024 * 1024), args.flows_export_backups, args.metrics_addr,
-        nflog_group=args.nflog_group,
+        nflog_group=args.nflog_group, uplinks=uplink_devices(args.uplink),
     )  # fmt: skip
     return run_agent(config)
+
+
+def uplink_devices(given: list[str] | None) -> tuple[str, ...] | None:
+    """``--uplink`` values: None (found at start) when absent, () for ``none``."""
+    if given is None:
+        return None
+    if "none" in given:
+        if len(given) > 1:
+            raise UsageError("--uplink none cannot be combined with devices")
+        return ()
+    return tuple(given)
 
 
 def write_in_cluster_kubeconfig(dest: Path, env: Mapping[str, str], account: Path) -> Path:

@@ -132,6 +132,21 @@ class NetlinkDatapath:
                 return str(addr.get_attr("IFA_ADDRESS"))
         return None
 
+    def uplink_devices(self) -> list[str]:
+        """The devices other nodes' packets for this node's pods arrive on: the one holding the node's
+        address, and every VXLAN or Geneve device (an overlay's decapsulated packets)."""
+        names = {link["index"]: _attr(link, "IFLA_IFNAME") or "" for link in self.host.get_links()}
+        found: list[str] = []
+        if self.node_ipv4 is not None:
+            for addr in self.host.get_addr(family=socket.AF_INET):
+                if str(addr.get_attr("IFA_ADDRESS")) == self.node_ipv4:
+                    found.append(names.get(addr["index"], ""))
+        for link in self.host.get_links():
+            info = _attr(link, "IFLA_LINKINFO")
+            if info is not None and info.get_attr("IFLA_INFO_KIND") in ("vxlan", "geneve"):
+                found.append(_attr(link, "IFLA_IFNAME") or "")
+        return [n for i, n in enumerate(found) if n and not n.startswith(HOST_VETH_PREFIX) and n not in found[:i]]
+
     def host_veths(self) -> dict[str, str]:
         out = {}
         for link in self.host.get_links():

@@ -82,7 +82,7 @@ class FlowCollector:
         now = time.monotonic()
         if self.metrics is not None and now - self._last_counters >= 1.0:
             self._last_counters = now
-            self.metrics.set_lost(source.counters().get("events_lost", 0))
+            self.metrics.set_counters(source.counters())
         return n
 
     def close(self) -> None:

@@ -26,6 +26,12 @@ class FlowMetrics:
         self.lost = Counter(
             "podnet_events_lost", "Ring-buffer events the kernel could not queue", registry=self.registry
         )
+        self.datapath = Gauge(
+            "podnet_datapath_packets",
+            "The datapath's own counters since it was loaded (forwarded, redirected, redirected_uplink, ...)",
+            ["counter"],
+            registry=self.registry,
+        )
         self._lost_seen = 0
         self._server: Any = None
 
@@ -39,6 +45,13 @@ class FlowMetrics:
         if total > self._lost_seen:
             self.lost.inc(total - self._lost_seen)
         self._lost_seen = max(self._lost_seen, total)
+
+    def set_counters(self, counters: dict[str, int]) -> None:
+        """The datapath's counters (running totals kept by the kernel); ``events_lost`` also feeds the
+        lost-events counter."""
+        for name, value in counters.items():
+            self.datapath.labels(name).set(value)
+        self.set_lost(counters.get("events_lost", 0))
 
     def text(self) -> bytes:
         return generate_latest(self.registry)

@@ -54,6 +54,7 @@ COUNTERS = (
     "redirected",
     "redirected_neigh",
     "related",
+    "redirected_uplink",
 )
 N_COUNTERS = 16
 RULE_TEXT_SIZE = 1024

@@ -68,9 +68,11 @@ from .system import in_netns, is_bpffs
 TC_HANDLE = 0x706E  # "pn"
 TC_PRIORITY = 0x1000
 PROGRAMS = {"pn_from_pod": BPF_TC_INGRESS, "pn_to_pod": BPF_TC_EGRESS}
+UPLINK_PROGRAM = "pn_from_uplink"  # on the ingress of the node's uplink and overlay devices
 DROP_KEY_SIZE = CT_KEY.size + 4
 MAPS: dict[str, tuple[int, int]] = {
     "pn_endpoints": (IFINDEX.size, ENDPOINT.size),
+    "pn_uplinks": (IFINDEX.size, IFINDEX.size),
     "pn_ipcache": (IPCACHE_KEY.size, IDENTITY.size),
     "pn_local": (LOCAL_KEY.size, IFINDEX.size),
     "pn_pods": (LOCAL_KEY.size, IDENTITY.size),
@@ -156,7 +158,7 @@ class EbpfDatapath:
                 m = lib.bpf_object__find_map_by_name(obj, name.encode())
                 fd = libbpf.check(lib.bpf_map__fd(m), f"fd of map {name}")
                 self.maps[name] = MapFd(fd, ksize, vsize, name, percpu=name == "pn_counters")
-            for name in PROGRAMS:
+            for name in (*PROGRAMS, UPLINK_PROGRAM):
                 prog = libbpf.check_ptr(lib.bpf_object__find_program_by_name(obj, name.encode()), f"program {name}")
                 self._progs[name] = libbpf.check(lib.bpf_program__fd(prog), f"fd of program {name}")
                 pin = self.pin_dir / name
@@ -237,14 +239,7 @@ class EbpfDatapath:
         old_raw = eps.lookup(key)
         old = EndpointValue.unpack(old_raw) if old_raw is not None else None
         with contextlib.ExitStack() as undo, in_netns(self.netns):
-            owns = bool(old and old.flags & EP_OWNS_CLSACT)
-            hook = libbpf.tc_hook(ifindex, BPF_TC_INGRESS | BPF_TC_EGRESS)
-            rc = lib.bpf_tc_hook_create(hook)
-            if rc == 0:
-                owns = True
-                undo.callback(lib.bpf_tc_hook_destroy, libbpf.tc_hook(ifindex, BPF_TC_INGRESS | BPF_TC_EGRESS))
-            elif rc != -EEXIST:
-                libbpf.check(rc, f"create clsact on {endpoint.host_veth}")
+            owns = _ensure_clsact(ifindex, endpoint.host_veth, bool(old and old.flags & EP_OWNS_CLSACT), undo)
             flags = EP_OWNS_CLSACT if owns else 0
             value = EndpointValue(endpoint.identity, endpoint.mac, endpoint.ipv4, endpoint.ipv6, flags, host_mac)
             eps.update(key, value.pack())
@@ -281,12 +276,61 @@ class EbpfDatapath:
                 rc = lib.bpf_tc_detach(libbpf.tc_hook(ifindex, point), libbpf.tc_opts(0, 0, TC_HANDLE, TC_PRIORITY))
                 removed |= rc == 0
             if raw is not None and EndpointValue.unpack(raw).flags & EP_OWNS_CLSACT:
-                removed |= lib.bpf_tc_hook_destroy(libbpf.tc_hook(ifindex, BPF_TC_INGRESS | BPF_TC_EGRESS)) == 0
+                removed |= _remove_clsact(ifindex)
         if raw is not None:
             eps.delete(key)
             removed = True
         self._forget_endpoint(ifindex)
         return removed
+
+    def attach_uplink(self, device: str) -> int:
+        """Ensure ``pn_from_uplink`` on the ingress of ``device`` (an uplink or overlay device of the node);
+        returns its ifindex. Packets from other nodes for this node's pods are then judged by the pod's
+        ingress policy there and handed to the pod directly (``bpf_redirect_peer``); everything else
+        goes on into the node's stack. Idempotent; :meth:`detach_uplink` undoes it."""
+        self.ensure_loaded()
+        lib = libbpf.lib()
+        uplinks = self._map("pn_uplinks")
+        ifindex = self.ifindex(device)
+        key = IFINDEX.pack(ifindex)
+        old = uplinks.lookup(key)
+        with contextlib.ExitStack() as undo, in_netns(self.netns):
+            owned = old is not None and IFINDEX.unpack(old)[0] & EP_OWNS_CLSACT
+            owns = _ensure_clsact(ifindex, device, bool(owned), undo)
+            uplinks.update(key, IFINDEX.pack(EP_OWNS_CLSACT if owns else 0))
+            if old is None:
+                undo.callback(uplinks.delete, key)
+            opts = libbpf.tc_opts(self._progs[UPLINK_PROGRAM], BPF_TC_F_REPLACE, TC_HANDLE, TC_PRIORITY)
+            libbpf.check(lib.bpf_tc_attach(libbpf.tc_hook(ifindex, BPF_TC_INGRESS), opts), f"attach on {device}")
+            undo.pop_all()
+        return ifindex
+
+    def detach_uplink(self, device: str | int) -> bool:
+        """Remove ``pn_from_uplink`` (and the clsact qdisc if podnet created it) from ``device``; packets
+        for local pods then take the node's routing and meet ``pn_to_pod``. True when anything was removed."""
+        lib = libbpf.lib()
+        uplinks = self._map("pn_uplinks")
+        if isinstance(device, int):
+            ifindex = device
+        else:
+            try:
+                ifindex = self.ifindex(device)
+            except PodnetError:
+                return False
+        key = IFINDEX.pack(ifindex)
+        raw = uplinks.lookup(key)
+        if raw is None:
+            return False
+        with in_netns(self.netns):
+            lib.bpf_tc_detach(libbpf.tc_hook(ifindex, BPF_TC_INGRESS), libbpf.tc_opts(0, 0, TC_HANDLE, TC_PRIORITY))
+            if IFINDEX.unpack(raw)[0] & EP_OWNS_CLSACT:
+                _remove_clsact(ifindex)
+        uplinks.delete(key)
+        return True
+
+    def uplinks(self) -> set[int]:
+        """The ifindexes carrying ``pn_from_uplink``."""
+        return {IFINDEX.unpack(k)[0] for k in self._map("pn_uplinks").key_list()}
 
     def _sync_local(self, ifindex: int, keys: list[bytes]) -> None:
         """Make ``pn_local`` map exactly ``keys`` to ``ifindex`` (the endpoint's own addresses)."""
@@ -431,8 +475,27 @@ class EbpfDatapath:
         self.ensure_loaded()
         for ifindex in list(self.endpoints()):
             self.detach(ifindex)
+        for ifindex in self.uplinks():
+            self.detach_uplink(ifindex)
         self.close()
         if self.pin_dir.exists():
             for entry in self.pin_dir.iterdir():
                 entry.unlink()
             self.pin_dir.rmdir()
+
+
+def _ensure_clsact(ifindex: int, device: str, owned: bool, undo: contextlib.ExitStack) -> bool:
+    """Ensure a clsact qdisc on ``ifindex`` (in the caller's netns); True when podnet owns it: it made it
+    now (``undo`` then removes it) or ``owned`` says it made it earlier."""
+    lib = libbpf.lib()
+    rc = lib.bpf_tc_hook_create(libbpf.tc_hook(ifindex, BPF_TC_INGRESS | BPF_TC_EGRESS))
+    if rc == 0:
+        undo.callback(_remove_clsact, ifindex)
+        return True
+    if rc != -EEXIST:
+        libbpf.check(rc, f"create clsact on {device}")
+    return owned
+
+
+def _remove_clsact(ifindex: int) -> bool:
+    return bool(libbpf.lib().bpf_tc_hook_destroy(libbpf.tc_hook(ifindex, BPF_TC_INGRESS | BPF_TC_EGRESS)) == 0)

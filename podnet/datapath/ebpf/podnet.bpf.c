@@ -55,6 +55,15 @@ struct {
 	__type(value, struct pn_endpoint);
 } pn_endpoints SEC(".maps");
 
+/* The node's uplinks and overlay devices carrying pn_from_uplink (value: PN_EP_OWNS_CLSACT when podnet
+ * created the device's clsact qdisc). Only userspace reads it: it is the record of what to detach. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u32);
+} pn_uplinks SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
@@ -716,7 +725,7 @@ static __always_inline int dec_ttl(struct __sk_buff *skb, const struct pkt *p)
  * rewrite L2 as the node would, decrement the TTL, and hand it straight to the pod's eth0.
  * Returns -2 when the destination is not a pod of this node, -1 when the node must handle the
  * packet itself. */
-static __always_inline int redirect_local(struct __sk_buff *skb, const struct pkt *p, __u32 from)
+static __always_inline int redirect_local(struct __sk_buff *skb, const struct pkt *p, __u32 from, __u32 counter)
 {
 	struct pn_local_key lk = {};
 	struct pn_endpoint *dst;
@@ -742,7 +751,7 @@ static __always_inline int redirect_local(struct __sk_buff *skb, const struct pk
 		return -1; /* let the node answer with time exceeded */
 	bpf_skb_store_bytes(skb, 0, dst->mac, ETH_ALEN, 0);
 	bpf_skb_store_bytes(skb, ETH_ALEN, dst->host_mac, ETH_ALEN, 0);
-	count(PN_CNT_REDIRECTED);
+	count(counter);
 	return bpf_redirect_peer(to, 0);
 }
 
@@ -795,7 +804,7 @@ static __always_inline int from_pod_ip(struct __sk_buff *skb, __u32 ifindex, con
 
 	if (verdict != TC_ACT_OK)
 		return verdict;
-	redirected = redirect_local(skb, p, ifindex);
+	redirected = redirect_local(skb, p, ifindex, PN_CNT_REDIRECTED);
 	if (redirected == -2)
 		redirected = redirect_remote(skb, p, ifindex);
 	return redirected < 0 ? TC_ACT_OK : redirected;
@@ -864,6 +873,28 @@ int pn_to_pod(struct __sk_buff *skb)
 	if (proto == ETH_P_IP || proto == ETH_P_IPV6)
 		return enforce(skb, ifindex, ep, &p, PN_DIR_INGRESS);
 	return drop(PN_DROP_INVALID, PN_DIR_INGRESS, ifindex, ep, 0, 0, &p);
+}
+
+/* On the ingress of the node's uplink (and overlay) devices: a packet from another node for a pod of
+ * this node is judged by the pod's ingress policy here and handed straight to the pod's eth0, as
+ * redirect_local does for a local source, without the node's forwarding and the host veth's egress
+ * (where pn_to_pod would judge it the same way, with the same conntrack entries). Anything else (for
+ * the node itself, for a Service or hostPort before the node's DNAT, neighbour discovery, not addressed
+ * to this device's MAC) goes on into the node's stack untouched. */
+SEC("tc")
+int pn_from_uplink(struct __sk_buff *skb)
+{
+	struct pkt p = {};
+	__u8 smac[ETH_ALEN] = {};
+	int proto, verdict;
+
+	if (skb->pkt_type != 0) /* PACKET_HOST: addressed to this device */
+		return TC_ACT_OK;
+	proto = parse(skb, &p, smac);
+	if ((proto != ETH_P_IP && proto != ETH_P_IPV6) || p.nd)
+		return TC_ACT_OK;
+	verdict = redirect_local(skb, &p, 0, PN_CNT_REDIRECTED_UPLINK);
+	return verdict < 0 ? TC_ACT_OK : verdict;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -46,6 +46,7 @@
 #define PN_CNT_REDIRECTED 9
 #define PN_CNT_REDIRECTED_NEIGH 10
 #define PN_CNT_RELATED 11
+#define PN_CNT_REDIRECTED_UPLINK 12
 #define PN_CNT_MAX 16
 
 /* pn_endpoints: host veth ifindex -> the pod behind it. 40 bytes. */

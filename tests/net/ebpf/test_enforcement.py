@@ -324,6 +324,44 @@ def test_pods_of_another_node_are_reached_by_fib_redirect(lab: Lab) -> None:
     assert after - before >= 6, (before, after)
 
 
+def test_traffic_from_another_node_is_handed_to_the_pod_at_the_uplink(lab: Lab) -> None:
+    """With pn_from_uplink on the node's uplink ("far"'s veth stands for it), another node's packets for local
+    pods are judged at the uplink and redirected into the pod: the node does not forward them at all."""
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    assert lab.dp is not None
+    uplink = lab.topo.pods["far"].host_veth
+    node = lab.topo.node
+    ifindex = lab.dp.attach_uplink(uplink)
+    forwarding = (f"net.ipv4.conf.{uplink}.forwarding", f"net.ipv6.conf.{uplink}.forwarding")
+    try:
+        assert lab.dp.attach_uplink(uplink) == ifindex  # idempotent
+        assert lab.dp.uplinks() == {ifindex}
+        assert "clsact" in lab.topo.ns_exec(node, "tc", "qdisc", "show", "dev", uplink).stdout
+        # the node may no longer forward what arrives on the uplink: only the redirect can deliver it
+        lab.topo.ns_exec(node, "sysctl", "-qw", *(f"{k}=0" for k in forwarding))
+        drain(lab)
+        before = lab.dp.counters()["redirected_uplink"]
+        cases: list[Case] = [("far", dst, "TCP", port) for dst in PODS for port in (5432, 9000)]
+        cases += [("far", "db", "UDP", 53), ("far", "db", "UDP", 5353)]
+        for family in (4, 6):
+            got = assert_matches_compiler(lab, compiled, cases, family=family)
+            assert got[("far", "db", "TCP", 9000)] and not got[("far", "db", "TCP", 5432)]
+        assert lab.dp.counters()["redirected_uplink"] - before >= 8
+        db_ep = lab.dp.ifindex(lab.topo.pods["db"].host_veth)
+        far_ip = str(lab.topo.pods["far"].ip)
+        events = [e for e in lab.dp.events(timeout=0.3) if e.endpoint == db_ep and str(e.source) == far_ip]
+        assert any(e.verdict == "DROPPED" and e.dport == 5432 and e.direction == "ingress" for e in events)
+        assert any(e.verdict == "FORWARDED" and e.dport == 9000 for e in events)
+    finally:
+        lab.topo.ns_exec(node, "sysctl", "-qw", *(f"{k}=1" for k in forwarding))
+        removed = lab.dp.detach_uplink(uplink)
+    assert removed and not lab.dp.detach_uplink(uplink) and lab.dp.uplinks() == set()
+    assert "clsact" not in lab.topo.ns_exec(node, "tc", "qdisc", "show", "dev", uplink).stdout
+    # without the program the node forwards again, and pn_to_pod judges the same way
+    assert_matches_compiler(lab, compiled, [("far", "db", "TCP", 9000), ("far", "db", "TCP", 5432)])
+
+
 REFUSED = r"""
 import socket, sys
 family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET

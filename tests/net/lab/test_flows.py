@@ -165,6 +165,15 @@ def test_lab_agents_count_flows_in_metrics_and_export_them(lab: manager.Lab) -> 
     assert now is not None
     assert _total(now, "podnet_flows_processed_total", verdict="FORWARDED", direction="INGRESS") >= 3
     assert _total(now, "podnet_flows_processed_total", verdict="FORWARDED", direction="EGRESS") >= 3
+    # The datapath's own counters: between two nodes, the source's pod veth sends by bpf_redirect_neigh and the
+    # destination's uplink hands the packets to the pod (pn_from_uplink); on one node, pod to pod by redirect.
+    items = json.loads(podnet("get", "pods", "-A", "-o", "json", "--name", lab.name).stdout)["items"]
+    node_of = {f"{p['metadata']['namespace']}/{p['metadata']['name']}": p["spec"]["nodeName"] for p in items}
+    if node_of["web/frontend-0"] != node_of["api/backend-0"]:
+        assert _total(now, "podnet_datapath_packets", counter="redirected_uplink") > 0
+        assert _total(now, "podnet_datapath_packets", counter="redirected_neigh") > 0
+    else:
+        assert _total(now, "podnet_datapath_packets", counter="redirected") > 0
 
     exported = []
     for node in lab.plan.nodes:

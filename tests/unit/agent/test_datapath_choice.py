@@ -41,3 +41,16 @@ def test_the_cli_takes_nft_and_the_lab_passes_it_on() -> None:
     up = parser.parse_args(["lab", "up", "--datapath", "nft"])
     assert up.datapath == "nft"
     assert parser.parse_args(["lab", "up"]).datapath == "ebpf"
+
+
+def test_uplinks_are_found_unless_named_and_none_means_none() -> None:
+    from podnet.cli.agent import uplink_devices
+
+    parser = build_parser()
+    base = ["agent", "--node-name", "n", "--pod-cidr", "10.0.0.0/24"]
+    assert uplink_devices(parser.parse_args(base).uplink) is None  # found at start
+    named = parser.parse_args([*base, "--uplink", "eth0", "--uplink", "vxlan0"]).uplink
+    assert uplink_devices(named) == ("eth0", "vxlan0")
+    assert uplink_devices(parser.parse_args([*base, "--uplink", "none"]).uplink) == ()
+    with pytest.raises(UsageError, match="--uplink none"):
+        uplink_devices(["none", "eth0"])
