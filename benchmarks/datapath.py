@@ -214,6 +214,28 @@ def measure(server: Any, client: Any, args: argparse.Namespace) -> dict[str, flo
     }
 
 
+BPF_STATS = Path("/proc/sys/kernel/bpf_stats_enabled")
+
+
+def program_stats(pin_dir: Path) -> dict[str, tuple[int, int]]:
+    """(run time ns, runs) of each pinned program, as the kernel counts them with bpf_stats_enabled."""
+    out = {}
+    for name in ("pn_from_pod", "pn_to_pod", "pn_from_uplink"):
+        info = json.loads(sh("bpftool", "-j", "prog", "show", "pinned", str(pin_dir / name)).stdout)
+        out[name] = (int(info.get("run_time_ns", 0)), int(info.get("run_cnt", 0)))
+    return out
+
+
+def ns_per_run(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> dict[str, float]:
+    """Mean nanoseconds per run of each program between two :func:`program_stats` readings (the kernel's
+    own timing adds about 80 ns per run here: a program returning at once measures that much)."""
+    out = {}
+    for name, (ns, runs) in after.items():
+        if runs > before[name][1]:
+            out[name] = (ns - before[name][0]) / (runs - before[name][1])
+    return out
+
+
 def percentiles(xs: list[float]) -> dict[str, float]:
     xs = sorted(xs)
     return {"p50_ms": xs[len(xs) // 2] * 1e3, "p95_ms": xs[int(len(xs) * 0.95)] * 1e3}
@@ -235,6 +257,7 @@ def main() -> None:
     bare: tuple[str, str, str] | None = None
     nodes: tuple[Topology, Topology] | None = None
     result: dict[str, Any] = {}
+    stats_were: str | None = None
     try:
         bare = bare_pair(topo.suffix)
         topo.create(["client", "server"])
@@ -251,6 +274,8 @@ def main() -> None:
         client, server = topo.pods["client"], topo.pods["server"]
         compiled_by_n = {n: cluster(topo, n) for n in (10, 10000)}
         runs: dict[str, list[dict[str, float]]] = {}
+        stats_were = BPF_STATS.read_text().strip()
+        BPF_STATS.write_text("1")  # the kernel times every program run (restored below, and in finally)
         for round_no in range(args.repeat):  # interleaved rounds; each figure is the median over rounds
             runs.setdefault("bare_veth", []).append(
                 {
@@ -260,7 +285,10 @@ def main() -> None:
             )
             for n, compiled in compiled_by_n.items():
                 apply(dp, topo, compiled)
+                stats0 = program_stats(dp.pin_dir)
                 runs.setdefault(f"ebpf_{n}_policies", []).append(measure(server, client, args))
+                for prog, ns in ns_per_run(stats0, program_stats(dp.pin_dir)).items():
+                    runs[f"ebpf_{n}_policies"][-1][f"{prog}_ns_per_run"] = ns
             # across nodes: the same two nodes routed without programs, and with the datapath on both,
             # in alternating order from round to round (the shared machine drifts within a round)
             for variant in ("routed", "ebpf") if round_no % 2 == 0 else ("ebpf", "routed"):
@@ -275,12 +303,16 @@ def main() -> None:
                     else:
                         d.detach_uplink(f"pnu{t.suffix}")
                 neigh0, uplink0 = dp_a.counters()["redirected_neigh"], dp_b.counters()["redirected_uplink"]
+                stats0 = program_stats(dp_b.pin_dir)
                 runs.setdefault(f"cross_node_{variant}", []).append(measure(far_server, far_client, args))
                 if variant == "ebpf":
+                    for prog, ns in ns_per_run(stats0, program_stats(dp_b.pin_dir)).items():
+                        runs["cross_node_ebpf"][-1][f"{prog}_ns_per_run_receiver"] = ns
                     runs["cross_node_ebpf"][-1]["redirected_neigh"] = dp_a.counters()["redirected_neigh"] - neigh0
                     runs["cross_node_ebpf"][-1]["redirected_uplink"] = dp_b.counters()["redirected_uplink"] - uplink0
+        BPF_STATS.write_text(stats_were)
         for name, rounds in runs.items():
-            result[name] = {k: statistics.median(r[k] for r in rounds) for k in rounds[0]}
+            result[name] = {k: statistics.median(r[k] for r in rounds if k in r) for k in rounds[0]}
 
         # the same ratios per round, then their median: a round's figures were measured minutes apart at most,
         # so the VM's drift over the whole run cancels out of them
@@ -352,6 +384,8 @@ def main() -> None:
         dp_a.destroy()
         dp_b.destroy()
     finally:
+        if stats_were is not None:
+            BPF_STATS.write_text(stats_were)
         topo.destroy()
         for t in nodes or ():
             t.destroy()

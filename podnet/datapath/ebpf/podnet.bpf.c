@@ -376,6 +376,28 @@ static __noinline int parse_ipv6_ext(struct __sk_buff *skb, struct pkt *p, __u16
 	return ethertype;
 }
 
+/* Make sure the headers parse() reads are in the linear part, pulling in at most PULL_LEN bytes when
+ * they are not. A TCP segment from a local socket has exactly its headers there and its payload in
+ * pages: pulling anyway would copy the head of every segment (and unshare the clone TCP keeps). */
+static __always_inline void pull_headers(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	__u32 linear = data_end - data;
+	__u32 need = ETH_HLEN + 40 + 20; /* IPv6 (extension headers are read with bpf_skb_load_bytes) + TCP */
+
+	if ((void *)(eth + 1) <= data_end && eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+
+		need = ETH_HLEN + 20 + 20;
+		if ((void *)(ip + 1) <= data_end)
+			need = ETH_HLEN + ip->ihl * 4 + 20;
+	}
+	if (linear < need && skb->len > linear)
+		bpf_skb_pull_data(skb, skb->len < PULL_LEN ? skb->len : PULL_LEN);
+}
+
 /* Parse L3/L4 into *p. Returns the ethertype (host order), 0 when the frame is truncated. */
 static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u8 *smac)
 {
@@ -385,9 +407,7 @@ static __always_inline int parse(struct __sk_buff *skb, struct pkt *p, __u8 *sma
 	int first_frag = 0;
 	__u16 proto;
 
-	/* headers beyond the linear part (rare on veth): pull them in, at most PULL_LEN bytes */
-	if (skb->data_end - skb->data < PULL_LEN && skb->len > skb->data_end - skb->data)
-		bpf_skb_pull_data(skb, skb->len < PULL_LEN ? skb->len : PULL_LEN);
+	pull_headers(skb);
 	data = (void *)(long)skb->data;
 	data_end = (void *)(long)skb->data_end;
 	eth = data;
