@@ -261,9 +261,7 @@ class CompiledPolicy:
         classes = self._classes[direction].get(subject) or self._classify(subject, direction)
         return classes.by_peer.get(peer) or self._peer_table(classes, subject, direction, peer)
 
-    def _peer_table(
-        self, classes: _PeerClasses, subject: int, direction: Direction, peer: int
-    ) -> PortTable[Decision]:
+    def _peer_table(self, classes: _PeerClasses, subject: int, direction: Direction, peer: int) -> PortTable[Decision]:
         """:meth:`table` for a peer not seen before."""
         hosts = self._host_ids
         if hosts is None:
@@ -271,8 +269,8 @@ class CompiledPolicy:
         if direction == "ingress" and peer in hosts:
             # "traffic is allowed to a pod if ... the traffic source is the pod's local node" (NetworkPolicy's
             # ingress); no AdminNetworkPolicy ingress peer can select a node.
-            found = classes.by_peer[peer] = host_table()
-            return found
+            host = classes.by_peer[peer] = host_table()
+            return host
         key: object = self._member_bits.get(peer, 0) & classes.relevant
         dest_ports = classes.dest_ports
         if dest_ports is not None:
@@ -283,12 +281,12 @@ class CompiledPolicy:
                     np for np in self.identities.by_id[peer].named_ports if np[0] in used
                 )
             key = (key, named)
-        found = classes.tables.get(key)
-        if found is None:
+        table = classes.tables.get(key)
+        if table is None:
             dest = self.identities.by_id[subject if direction == "ingress" else peer]
-            found = classes.tables[key] = build_table(classes.policy, peer, dest, self._uniform)
-        classes.by_peer[peer] = found
-        return found
+            table = classes.tables[key] = build_table(classes.policy, peer, dest, self._uniform)
+        classes.by_peer[peer] = table
+        return table
 
     def decide(self, src: int, dst: int, protocol: Protocol, port: int) -> ConnectionVerdict:
         """The verdict for a new connection from identity ``src`` to identity ``dst``."""

@@ -108,11 +108,11 @@ def _paint(claims: list[tuple[int, int, T]], rest: T) -> Part[T]:
     los = []
     values = []
     for start in sorted(starts):
-        for lo, hi, value in claims:
+        value = rest
+        for lo, hi, claimed in claims:
             if lo <= start <= hi:
+                value = claimed
                 break
-        else:
-            value = rest
         if values and (values[-1] is value or values[-1] == value):
             continue
         los.append(start)
