@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
+
+import orjson
 
 from podnet.analyzer.endpoints import Endpoint, Resolver
 from podnet.errors import PodnetError
@@ -92,16 +94,38 @@ def answer(resolver: Resolver, src_ref: str, dst_ref: str, protocol: Protocol, p
     return Answer(src, dst, protocol, number, resolver.compiled.decide(src.identity, dst.identity, protocol, number))
 
 
+def _query(resolver: Resolver, text: str) -> tuple[Endpoint, Endpoint, Protocol, int]:
+    """One query line read by the standard library's JSON parser, checked field by field."""
+    q = json.loads(text)
+    if not isinstance(q, dict):
+        raise PodnetError("each query must be a JSON object")
+    proto = protocol_of(q.get("protocol", "TCP"))
+    src = resolver.resolve(str(q["from"]))
+    dst = resolver.resolve(str(q["to"]))
+    raw_port = q["port"]
+    if type(raw_port) is int and 0 < raw_port < 65536:
+        return src, dst, proto, raw_port
+    if type(raw_port) is int or isinstance(raw_port, str):
+        return src, dst, proto, resolver.port_number(dst, proto, raw_port)
+    raise PodnetError(f"port {json.dumps(raw_port)}: must be a number or a port name")
+
+
 def batch(resolver: Resolver, lines: Iterable[str]) -> Iterator[str]:
     """One JSON line out per JSON line in; a bad line gets an ``error`` field and the rest go on.
 
     The output line is the input object with ``verdict`` and ``decided_by`` appended; the JSON of
     each distinct decision pair is built once (decisions are shared objects of the compiled tables).
+
+    A well-formed query (string ends, a valid protocol, a port number or name) is read by orjson; any
+    other line by :func:`_query`, so its answer and error messages are the standard library's (orjson
+    refuses what the standard library accepts, NaN and lone surrogates, and reads integers beyond 64
+    bits as floats: both go the standard library's way).
     """
     compiled = resolver.compiled
     resolve = resolver.resolve
+    port_number = resolver.port_number
     decide = compiled.decide
-    loads, dumps = json.loads, json.dumps
+    fast_loads, dumps = orjson.loads, json.dumps
     tails: dict[tuple[int, int, bool], str] = {}
     self_tail = ', "verdict": "allowed", "decided_by": []}'
     for line in lines:
@@ -109,20 +133,25 @@ def batch(resolver: Resolver, lines: Iterable[str]) -> Iterator[str]:
         if not text:
             continue
         try:
-            q = loads(text)
-            if not isinstance(q, dict):
-                raise PodnetError("each query must be a JSON object")
-            proto = protocol_of(q.get("protocol", "TCP"))
-            src = resolve(str(q["from"]))
-            dst = resolve(str(q["to"]))
-            raw_port = q["port"]
-            if type(raw_port) is int and 0 < raw_port < 65536:
-                port = raw_port
-            elif type(raw_port) is int or isinstance(raw_port, str):
-                port = resolver.port_number(dst, proto, raw_port)
+            try:
+                q = fast_loads(text)
+            except orjson.JSONDecodeError:
+                q = None
+            if (
+                type(q) is dict
+                and type(src_ref := q.get("from")) is str
+                and type(dst_ref := q.get("to")) is str
+                and (named := q.get("protocol", "TCP")) in PROTOCOLS
+                and type(named) is str
+                and ((type(raw_port := q.get("port")) is int and 0 < raw_port < 65536) or type(raw_port) is str)
+            ):
+                proto = cast(Protocol, named)
+                src = resolve(src_ref)
+                dst = resolve(dst_ref)
+                port = raw_port if type(raw_port) is int else port_number(dst, proto, raw_port)
             else:
-                raise PodnetError(f"port {dumps(raw_port)}: must be a number or a port name")
-            if same_pod(src, dst):
+                src, dst, proto, port = _query(resolver, text)
+            if src.pod is not None and src.pod is dst.pod and src.pod.kind == "Pod":  # same_pod()
                 yield text[:-1] + self_tail
                 continue
             v = decide(src.identity, dst.identity, proto, port)
