@@ -124,7 +124,7 @@ def batch(resolver: Resolver, lines: Iterable[str]) -> Iterator[str]:
     compiled = resolver.compiled
     resolve = resolver.resolve
     port_number = resolver.port_number
-    decide = compiled.decide
+    sides = compiled.sides
     fast_loads, dumps = orjson.loads, json.dumps
     tails: dict[tuple[int, int, bool], str] = {}
     self_tail = ', "verdict": "allowed", "decided_by": []}'
@@ -154,15 +154,17 @@ def batch(resolver: Resolver, lines: Iterable[str]) -> Iterator[str]:
             if src.pod is not None and src.pod is dst.pod and src.pod.kind == "Pod":  # same_pod()
                 yield text[:-1] + self_tail
                 continue
-            v = decide(src.identity, dst.identity, proto, port)
+            egress, ingress = sides(src.identity, dst.identity, proto, port)
             # A denial is told by its first denying side alone; an allowance by both sides.
-            if v.allowed:
-                key = (id(v.egress), id(v.ingress), True)
+            if egress is not None and egress.verdict == "deny":
+                key = (id(egress), 0, False)
+            elif ingress is not None and ingress.verdict == "deny":
+                key = (id(ingress), 0, False)
             else:
-                egress = v.egress
-                key = (id(egress if egress is not None and egress.verdict == "deny" else v.ingress), 0, False)
+                key = (id(egress), id(ingress), True)
             tail = tails.get(key)
             if tail is None:
+                v = ConnectionVerdict(key[2], egress, ingress)
                 decided = dumps([d.rule.to_json() for d in v.deciding if d.rule is not None])
                 tail = tails[key] = f', "verdict": "{"allowed" if v.allowed else "denied"}", "decided_by": {decided}}}'
             yield text[:-1] + tail

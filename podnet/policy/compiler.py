@@ -190,6 +190,7 @@ class _PeerClasses:
     table per combination of memberships a peer can have."""
 
     policy: DirectionPolicy
+    subject: int
     relevant: int  # the bits (in the compiled policy's peer-set family) of this direction's finite peer sets
     # egress rules using named ports resolve them against the peer: each peer's named ports that the rules use
     dest_ports: dict[int, frozenset[tuple[str, Protocol, int]]] | None
@@ -249,7 +250,7 @@ class CompiledPolicy:
         dest_ports = None
         if direction == "egress" and dpol.named_ports_used:
             dest_ports = self._dest_ports.setdefault(dpol.named_ports_used, {})
-        classes = self._classes[direction][subject] = _PeerClasses(dpol, relevant, dest_ports)
+        classes = self._classes[direction][subject] = _PeerClasses(dpol, subject, relevant, dest_ports)
         return classes
 
     def table(self, subject: int, direction: Direction, peer: int) -> PortTable[Decision]:
@@ -259,18 +260,20 @@ class CompiledPolicy:
         ports) share one table, built on first use.
         """
         classes = self._classes[direction].get(subject) or self._classify(subject, direction)
-        return classes.by_peer.get(peer) or self._peer_table(classes, subject, direction, peer)
+        return classes.by_peer.get(peer) or self._peer_table(classes, peer)
 
-    def _peer_table(self, classes: _PeerClasses, subject: int, direction: Direction, peer: int) -> PortTable[Decision]:
+    def _peer_table(self, classes: _PeerClasses, peer: int) -> PortTable[Decision]:
         """:meth:`table` for a peer not seen before."""
-        hosts = self._host_ids
-        if hosts is None:
-            hosts = self._host_ids = frozenset(i for i, ident in self.identities.by_id.items() if ident.kind == "host")
-        if direction == "ingress" and peer in hosts:
-            # "traffic is allowed to a pod if ... the traffic source is the pod's local node" (NetworkPolicy's
-            # ingress); no AdminNetworkPolicy ingress peer can select a node.
-            host = classes.by_peer[peer] = host_table()
-            return host
+        ingress = classes.policy.direction == "ingress"
+        if ingress:
+            hosts = self._host_ids
+            if hosts is None:
+                hosts = self._host_ids = frozenset(i for i, n in self.identities.by_id.items() if n.kind == "host")
+            if peer in hosts:
+                # "traffic is allowed to a pod if ... the traffic source is the pod's local node" (NetworkPolicy's
+                # ingress); no AdminNetworkPolicy ingress peer can select a node.
+                host = classes.by_peer[peer] = host_table()
+                return host
         key: object = self._member_bits.get(peer, 0) & classes.relevant
         dest_ports = classes.dest_ports
         if dest_ports is not None:
@@ -283,25 +286,29 @@ class CompiledPolicy:
             key = (key, named)
         table = classes.tables.get(key)
         if table is None:
-            dest = self.identities.by_id[subject if direction == "ingress" else peer]
+            dest = self.identities.by_id[classes.subject if ingress else peer]
             table = classes.tables[key] = build_table(classes.policy, peer, dest, self._uniform)
         classes.by_peer[peer] = table
         return table
 
-    def decide(self, src: int, dst: int, protocol: Protocol, port: int) -> ConnectionVerdict:
-        """The verdict for a new connection from identity ``src`` to identity ``dst``."""
+    def sides(self, src: int, dst: int, protocol: Protocol, port: int) -> tuple[Decision | None, Decision | None]:
+        """The source's egress and the destination's ingress decision for a new connection from identity
+        ``src`` to identity ``dst`` (None: that end is not a pod, nothing is enforced there)."""
         egress = ingress = None
         pods = self._pod_ids
         if pods is None:
             pods = self._pod_ids = frozenset(i for i, ident in self.identities.by_id.items() if ident.kind == "pod")
         if src in pods:
             classes = self._classes["egress"].get(src) or self._classify(src, "egress")
-            table = classes.by_peer.get(dst) or self._peer_table(classes, src, "egress", dst)
-            egress = table.lookup(protocol, port)
+            egress = (classes.by_peer.get(dst) or self._peer_table(classes, dst)).lookup(protocol, port)
         if dst in pods:
             classes = self._classes["ingress"].get(dst) or self._classify(dst, "ingress")
-            table = classes.by_peer.get(src) or self._peer_table(classes, dst, "ingress", src)
-            ingress = table.lookup(protocol, port)
+            ingress = (classes.by_peer.get(src) or self._peer_table(classes, src)).lookup(protocol, port)
+        return egress, ingress
+
+    def decide(self, src: int, dst: int, protocol: Protocol, port: int) -> ConnectionVerdict:
+        """The verdict for a new connection from identity ``src`` to identity ``dst``."""
+        egress, ingress = self.sides(src, dst, protocol, port)
         allowed = (egress is None or egress.verdict == "allow") and (ingress is None or ingress.verdict == "allow")
         return ConnectionVerdict(allowed, egress, ingress)
 
