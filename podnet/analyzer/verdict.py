@@ -128,6 +128,7 @@ def batch(resolver: Resolver, lines: Iterable[str]) -> Iterator[str]:
     fast_loads, dumps = orjson.loads, json.dumps
     tails: dict[tuple[int, int, bool], str] = {}
     self_tail = ', "verdict": "allowed", "decided_by": []}'
+    known: dict[str, Endpoint] = {}  # resolver.resolve() without a call per reference
     for line in lines:
         text = line.strip()
         if not text:
@@ -135,23 +136,29 @@ def batch(resolver: Resolver, lines: Iterable[str]) -> Iterator[str]:
         try:
             try:
                 q = fast_loads(text)
-            except orjson.JSONDecodeError:
-                q = None
-            if (
-                type(q) is dict
-                and type(src_ref := q.get("from")) is str
-                and type(dst_ref := q.get("to")) is str
-                and (named := q.get("protocol", "TCP")) in PROTOCOLS
-                and type(named) is str
-                and ((type(raw_port := q.get("port")) is int and 0 < raw_port < 65536) or type(raw_port) is str)
-            ):
+                src_ref, dst_ref, raw_port, named = q["from"], q["to"], q["port"], q.get("protocol", "TCP")
+                fast = (
+                    type(src_ref) is str
+                    and type(dst_ref) is str
+                    and named in PROTOCOLS
+                    and type(named) is str
+                    and ((type(raw_port) is int and 0 < raw_port < 65536) or type(raw_port) is str)
+                )
+            except (orjson.JSONDecodeError, KeyError, TypeError):  # TypeError: not an object
+                fast = False
+            if fast:
                 proto = cast(Protocol, named)
-                src = resolve(src_ref)
-                dst = resolve(dst_ref)
+                src = known.get(src_ref)
+                if src is None:
+                    src = known[src_ref] = resolve(src_ref)
+                dst = known.get(dst_ref)
+                if dst is None:
+                    dst = known[dst_ref] = resolve(dst_ref)
                 port = raw_port if type(raw_port) is int else port_number(dst, proto, raw_port)
             else:
                 src, dst, proto, port = _query(resolver, text)
-            if src.pod is not None and src.pod is dst.pod and src.pod.kind == "Pod":  # same_pod()
+            pod = src.pod
+            if pod is not None and pod is dst.pod and pod.kind == "Pod":  # same_pod()
                 yield text[:-1] + self_tail
                 continue
             egress, ingress = sides(src.identity, dst.identity, proto, port)
