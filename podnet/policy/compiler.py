@@ -16,6 +16,7 @@ address outside the cluster has no side of its own.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -302,10 +303,12 @@ class CompiledPolicy:
             pods = self._pod_ids = frozenset(i for i, ident in self.identities.by_id.items() if ident.kind == "pod")
         if src in pods:
             classes = self._classes["egress"].get(src) or self._classify(src, "egress")
-            egress = (classes.by_peer.get(dst) or self._peer_table(classes, dst)).lookup(protocol, port)
+            los, values = (classes.by_peer.get(dst) or self._peer_table(classes, dst)).parts[protocol]
+            egress = values[bisect_right(los, port) - 1]  # PortTable.lookup(), without a call
         if dst in pods:
             classes = self._classes["ingress"].get(dst) or self._classify(dst, "ingress")
-            ingress = (classes.by_peer.get(src) or self._peer_table(classes, src)).lookup(protocol, port)
+            los, values = (classes.by_peer.get(src) or self._peer_table(classes, src)).parts[protocol]
+            ingress = values[bisect_right(los, port) - 1]
         return egress, ingress
 
     def decide(self, src: int, dst: int, protocol: Protocol, port: int) -> ConnectionVerdict:

@@ -45,12 +45,14 @@ def subtract(spans: list[Span], lo: int, hi: int) -> tuple[list[Span], list[Span
 
 class PortTable(Generic[T]):
     """Per protocol, sorted disjoint intervals covering every port, a value each; adjacent intervals
-    never hold equal values. Immutable (tables are shared): built by :func:`paint` or :meth:`uniform`."""
+    never hold equal values. Immutable (tables are shared): built by :func:`paint` or :meth:`uniform`.
 
-    __slots__ = ("_parts",)
+    ``parts``: per protocol, the start of each interval and its value; read it, never change it."""
+
+    __slots__ = ("parts",)
 
     def __init__(self, parts: dict[Protocol, Part[T]]) -> None:
-        self._parts = parts
+        self.parts = parts
 
     @classmethod
     def uniform(cls, value: T) -> PortTable[T]:
@@ -59,11 +61,11 @@ class PortTable(Generic[T]):
         return cls({p: part for p in PROTOCOLS})
 
     def lookup(self, protocol: Protocol, port: int) -> T:
-        los, values = self._parts[protocol]
+        los, values = self.parts[protocol]
         return values[bisect_right(los, port) - 1]
 
     def intervals(self, protocol: Protocol) -> list[Interval[T]]:
-        los, values = self._parts[protocol]
+        los, values = self.parts[protocol]
         his = [lo - 1 for lo in los[1:]]
         his.append(MAX_PORT)
         return [Interval(lo, hi, value) for lo, hi, value in zip(los, his, values, strict=True)]
