@@ -49,10 +49,11 @@ class PortTable(Generic[T]):
 
     ``parts``: per protocol, the start of each interval and its value; read it, never change it."""
 
-    __slots__ = ("parts",)
+    __slots__ = ("_intervals", "parts")
 
     def __init__(self, parts: dict[Protocol, Part[T]]) -> None:
         self.parts = parts
+        self._intervals: dict[Protocol, list[Interval[T]]] | None = None  # made on first use
 
     @classmethod
     def uniform(cls, value: T) -> PortTable[T]:
@@ -65,10 +66,14 @@ class PortTable(Generic[T]):
         return values[bisect_right(los, port) - 1]
 
     def intervals(self, protocol: Protocol) -> list[Interval[T]]:
-        los, values = self.parts[protocol]
-        his = [lo - 1 for lo in los[1:]]
-        his.append(MAX_PORT)
-        return [Interval(lo, hi, value) for lo, hi, value in zip(los, his, values, strict=True)]
+        """The intervals of ``protocol`` in order (a list shared by every caller: never change it)."""
+        if self._intervals is None:
+            self._intervals = {}
+            for proto, (los, values) in self.parts.items():
+                his = [lo - 1 for lo in los[1:]]
+                his.append(MAX_PORT)
+                self._intervals[proto] = [Interval(lo, hi, v) for lo, hi, v in zip(los, his, values, strict=True)]
+        return self._intervals[protocol]
 
     def items(self) -> Iterator[tuple[Protocol, Interval[T]]]:
         for proto in PROTOCOLS:
