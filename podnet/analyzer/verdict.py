@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import orjson
 
@@ -77,6 +77,9 @@ def same_pod(src: Endpoint, dst: Endpoint) -> bool:
     return src.pod is not None and src.pod is dst.pod and src.pod.kind == "Pod"
 
 
+PROTOCOL_NAMES: dict[object, Protocol] = {p: p for p in PROTOCOLS}
+
+
 def protocol_of(text: object) -> Protocol:
     value = str(text).upper()
     for p in PROTOCOLS:
@@ -137,17 +140,16 @@ def batch(resolver: Resolver, lines: Iterable[str]) -> Iterator[str]:
             try:
                 q = fast_loads(text)
                 src_ref, dst_ref, raw_port, named = q["from"], q["to"], q["port"], q.get("protocol", "TCP")
-                fast = (
+                well_formed = (
                     type(src_ref) is str
                     and type(dst_ref) is str
-                    and named in PROTOCOLS
-                    and type(named) is str
                     and ((type(raw_port) is int and 0 < raw_port < 65536) or type(raw_port) is str)
                 )
+                known_proto = PROTOCOL_NAMES.get(named) if well_formed else None  # TypeError: a list or an object
             except (orjson.JSONDecodeError, KeyError, TypeError):  # TypeError: not an object
-                fast = False
-            if fast:
-                proto = cast(Protocol, named)
+                known_proto = None
+            if known_proto is not None:
+                proto = known_proto
                 src = known.get(src_ref)
                 if src is None:
                     src = known[src_ref] = resolve(src_ref)

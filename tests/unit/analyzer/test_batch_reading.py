@@ -32,7 +32,7 @@ def queries() -> list[str]:
     for src in REFS:
         for dst in REFS:
             for port in PORTS:
-                for proto in ("TCP", "udp", "SCTP", None, 6):
+                for proto in ("TCP", "udp", "SCTP", None, 6, True, ["TCP"]):
                     q: dict[str, object] = {"from": src, "to": dst, "port": port}
                     if proto is not None:
                         q["protocol"] = proto
