@@ -48,10 +48,8 @@ def one(root: Path, n_pods: int, n_policies: int, n_queries: int) -> dict[str, A
     cluster = build_cluster([Document(Source("gen", i), d) for i, d in enumerate(docs)])
     compiled = compile_cluster(cluster)
     resolver = Resolver(compiled)
-    digest = hashlib.sha256()
     t0 = time.process_time()
-    for line in batch(resolver, lines):
-        digest.update(line.encode())
+    answers = list(batch(resolver, lines))
     t1 = time.process_time()
     for _ in batch(resolver, lines):
         pass
@@ -66,7 +64,7 @@ def one(root: Path, n_pods: int, n_policies: int, n_queries: int) -> dict[str, A
         "cold_verdicts_per_s": round(n_queries / (t1 - t0)),
         "warm_verdicts_per_s": round(n_queries / (t2 - t1)),
         "engine_verdicts_per_s": round(n_queries / (t4 - t3)),
-        "answers_sha256": digest.hexdigest()[:16],
+        "answers_sha256": hashlib.sha256("\n".join(answers).encode()).hexdigest()[:16],
     }
 
 

@@ -185,7 +185,7 @@ class ConnectionVerdict:
         return sides
 
 
-@dataclass
+@dataclass(slots=True)
 class _PeerClasses:
     """For one identity and direction: which of the cluster's distinct peer sets its rules use, and a
     table per combination of memberships a peer can have."""
