@@ -30,7 +30,7 @@ from podnet.policy.selectorcache import IdSet, SelectorCache
 Verdict = Literal["allow", "deny"]
 Tier = Literal["admin", "network", "baseline", "default"]
 Action = Literal["allow", "deny", "pass"]
-Span = tuple[Protocol, int, int]  # a protocol's ports lo-hi
+PortRange = tuple[Protocol, int, int]  # a protocol's ports lo-hi
 DIRECTIONS: tuple[Direction, Direction] = ("ingress", "egress")
 
 
@@ -99,8 +99,8 @@ class CompiledRule:
     decision: Decision = field(init=False)  # shared by every table this rule decides in
     # expand_ports(ports): without named ports once for all, with them once per distinct set of the
     # destination's named ports
-    _spans: tuple[Span, ...] | None = field(init=False, compare=False, repr=False)
-    _spans_by_dest: dict[frozenset[tuple[str, Protocol, int]], tuple[Span, ...]] = field(
+    _spans: tuple[PortRange, ...] | None = field(init=False, compare=False, repr=False)
+    _spans_by_dest: dict[frozenset[tuple[str, Protocol, int]], tuple[PortRange, ...]] = field(
         init=False, compare=False, repr=False
     )
 
@@ -115,7 +115,7 @@ class CompiledRule:
     def selects(self, peer: int) -> bool:
         return self.peers is None or peer in self.peers
 
-    def spans(self, dest: Identity) -> tuple[Span, ...]:
+    def spans(self, dest: Identity) -> tuple[PortRange, ...]:
         """The (protocol, lo, hi) ranges of this rule's ports, named ports resolved against ``dest``."""
         if self._spans is not None:
             return self._spans
@@ -152,12 +152,12 @@ class DirectionPolicy:
 EMPTY_DIRECTIONS = {d: DirectionPolicy(d, (), (), (), ()) for d in ("ingress", "egress")}
 
 
-def expand_ports(ports: tuple[PortSpec, ...] | None, dest: Identity | None) -> list[Span]:
+def expand_ports(ports: tuple[PortSpec, ...] | None, dest: Identity | None) -> list[PortRange]:
     """The (protocol, lo, hi) ranges ``ports`` covers; named ports resolve against the destination
     (``None``: ``ports`` has no named port)."""
     if ports is None:
         return [(p, MIN_PORT, MAX_PORT) for p in PROTOCOLS]
-    out: list[Span] = []
+    out: list[PortRange] = []
     for spec in ports:
         if spec.name is not None:
             assert dest is not None, "named ports need a destination"
