@@ -16,6 +16,7 @@ address outside the cluster has no side of its own.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -23,12 +24,13 @@ from typing import Literal
 from podnet.k8s.model import PROTOCOLS, AdminNetworkPolicy, Cluster, Direction, IPAddress, PortSpec, Protocol
 from podnet.k8s.selectors import LabelSelector
 from podnet.policy.identity import Identity, IdentityAllocator, IdentityTable, PodKey, build_identities
-from podnet.policy.ports import MAX_PORT, MIN_PORT, PortTable
+from podnet.policy.ports import MAX_PORT, MIN_PORT, PortTable, paint
 from podnet.policy.selectorcache import IdSet, SelectorCache
 
 Verdict = Literal["allow", "deny"]
 Tier = Literal["admin", "network", "baseline", "default"]
 Action = Literal["allow", "deny", "pass"]
+PortRange = tuple[Protocol, int, int]  # a protocol's ports lo-hi
 DIRECTIONS: tuple[Direction, Direction] = ("ingress", "egress")
 
 
@@ -95,14 +97,32 @@ class CompiledRule:
     ports: tuple[PortSpec, ...] | None  # None: every port of every protocol
     named: frozenset[str] = field(init=False)  # the named ports this rule uses
     decision: Decision = field(init=False)  # shared by every table this rule decides in
+    # expand_ports(ports): without named ports once for all, with them once per distinct set of the
+    # destination's named ports
+    _spans: tuple[PortRange, ...] | None = field(init=False, compare=False, repr=False)
+    _spans_by_dest: dict[frozenset[tuple[str, Protocol, int]], tuple[PortRange, ...]] = field(
+        init=False, compare=False, repr=False
+    )
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "named", frozenset(p.name for p in self.ports or () if p.name is not None))
+        named = frozenset(p.name for p in self.ports or () if p.name is not None)
+        object.__setattr__(self, "named", named)
         decision = _PASS if self.action == "pass" else Decision(self.action, self.tier, self.ref)
         object.__setattr__(self, "decision", decision)
+        object.__setattr__(self, "_spans", None if named else tuple(expand_ports(self.ports, None)))
+        object.__setattr__(self, "_spans_by_dest", {})
 
     def selects(self, peer: int) -> bool:
         return self.peers is None or peer in self.peers
+
+    def spans(self, dest: Identity) -> tuple[PortRange, ...]:
+        """The (protocol, lo, hi) ranges of this rule's ports, named ports resolved against ``dest``."""
+        if self._spans is not None:
+            return self._spans
+        found = self._spans_by_dest.get(dest.named_ports)
+        if found is None:
+            found = self._spans_by_dest[dest.named_ports] = tuple(expand_ports(self.ports, dest))
+        return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,13 +152,15 @@ class DirectionPolicy:
 EMPTY_DIRECTIONS = {d: DirectionPolicy(d, (), (), (), ()) for d in ("ingress", "egress")}
 
 
-def expand_ports(ports: tuple[PortSpec, ...] | None, dest: Identity) -> list[tuple[Protocol, int, int]]:
-    """The (protocol, lo, hi) ranges ``ports`` covers; named ports resolve against the destination."""
+def expand_ports(ports: tuple[PortSpec, ...] | None, dest: Identity | None) -> list[PortRange]:
+    """The (protocol, lo, hi) ranges ``ports`` covers; named ports resolve against the destination
+    (``None``: ``ports`` has no named port)."""
     if ports is None:
         return [(p, MIN_PORT, MAX_PORT) for p in PROTOCOLS]
-    out: list[tuple[Protocol, int, int]] = []
+    out: list[PortRange] = []
     for spec in ports:
         if spec.name is not None:
+            assert dest is not None, "named ports need a destination"
             out.extend((proto, n, n) for proto, n in dest.resolve_named_port(spec.name, spec.protocol))
         elif spec.protocol is None:
             continue
@@ -163,14 +185,18 @@ class ConnectionVerdict:
         return sides
 
 
-@dataclass
+@dataclass(slots=True)
 class _PeerClasses:
     """For one identity and direction: which of the cluster's distinct peer sets its rules use, and a
     table per combination of memberships a peer can have."""
 
     policy: DirectionPolicy
+    subject: int
+    ingress: bool
+    hosts: frozenset[int]  # ingress: the local node's identities, always let in (empty for egress)
     relevant: int  # the bits (in the compiled policy's peer-set family) of this direction's finite peer sets
-    by_dest_ports: bool  # named ports resolve against the peer (egress rules using named ports)
+    # egress rules using named ports resolve them against the peer: each peer's named ports that the rules use
+    dest_ports: dict[int, frozenset[tuple[str, Protocol, int]]] | None
     tables: dict[object, PortTable[Decision]] = field(default_factory=dict)
     by_peer: dict[int, PortTable[Decision]] = field(default_factory=dict)  # the table of each peer seen
 
@@ -181,15 +207,19 @@ class CompiledPolicy:
     identities: IdentityTable
     selectors: SelectorCache
     directions: dict[tuple[int, Direction], DirectionPolicy]
-    _classes: dict[tuple[int, Direction], _PeerClasses] = field(default_factory=dict)
+    _classes: dict[Direction, dict[int, _PeerClasses]] = field(
+        default_factory=lambda: {"ingress": {}, "egress": {}}
+    )  # direction → subject → its classes
     # Every distinct finite peer set of the rules classified so far gets a bit; each identity holds the
     # bits of the sets it belongs to. Two peers with the same bits under a direction's relevant mask are
     # selected by the same rules, so they share a table: finding it is one AND and one dict lookup.
     _family: dict[IdSet, int] = field(default_factory=dict)
     _member_bits: dict[int, int] = field(default_factory=dict)
-    _dest_ports: dict[tuple[int, frozenset[str]], frozenset[tuple[str, Protocol, int]]] = field(default_factory=dict)
+    # the named ports used by a direction's rules → peer → the peer's named ports among them
+    _dest_ports: dict[frozenset[str], dict[int, frozenset[tuple[str, Protocol, int]]]] = field(default_factory=dict)
     _uniform: dict[Decision, PortTable[Decision]] = field(default_factory=dict)
     _pod_ids: frozenset[int] | None = None  # the pod identities, for decide()
+    _host_ids: frozenset[int] | None = None  # the identities of the local node, for table()
     _selecting: dict[int, tuple[int, ...]] = field(default_factory=dict)  # see compile_cluster(previous=)
 
     def direction(self, subject: int, direction: Direction) -> DirectionPolicy:
@@ -220,18 +250,16 @@ class CompiledPolicy:
         for rule in dpol.all_rules:
             if rule.peers:
                 relevant |= self._bit(rule.peers)
-        classes = _PeerClasses(dpol, relevant, direction == "egress" and bool(dpol.named_ports_used))
-        self._classes[(subject, direction)] = classes
+        dest_ports = None
+        if direction == "egress" and dpol.named_ports_used:
+            dest_ports = self._dest_ports.setdefault(dpol.named_ports_used, {})
+        hosts = self._host_ids
+        if hosts is None:
+            hosts = self._host_ids = frozenset(i for i, n in self.identities.by_id.items() if n.kind == "host")
+        ingress = direction == "ingress"
+        classes = _PeerClasses(dpol, subject, ingress, hosts if ingress else frozenset(), relevant, dest_ports)
+        self._classes[direction][subject] = classes
         return classes
-
-    def _named_ports(self, peer: int, used: frozenset[str]) -> frozenset[tuple[str, Protocol, int]]:
-        key = (peer, used)
-        found = self._dest_ports.get(key)
-        if found is None:
-            found = self._dest_ports[key] = frozenset(
-                np for np in self.identities.by_id[peer].named_ports if np[0] in used
-            )
-        return found
 
     def table(self, subject: int, direction: Direction, peer: int) -> PortTable[Decision]:
         """The decisions for every protocol and port, for ``subject`` talking with ``peer``.
@@ -239,73 +267,87 @@ class CompiledPolicy:
         Two peers selected by the same rules (and, for egress named ports, declaring the same named
         ports) share one table, built on first use.
         """
-        classes = self._classes.get((subject, direction)) or self._classify(subject, direction)
-        found = classes.by_peer.get(peer)
-        if found is not None:
-            return found
-        if direction == "ingress" and self.identities.by_id[peer].kind == "host":
+        classes = self._classes[direction].get(subject) or self._classify(subject, direction)
+        return classes.by_peer.get(peer) or self._peer_table(classes, peer)
+
+    def _peer_table(self, classes: _PeerClasses, peer: int) -> PortTable[Decision]:
+        """:meth:`table` for a peer not seen before."""
+        if peer in classes.hosts:
             # "traffic is allowed to a pod if ... the traffic source is the pod's local node" (NetworkPolicy's
             # ingress); no AdminNetworkPolicy ingress peer can select a node.
-            found = classes.by_peer[peer] = host_table()
-            return found
+            host = classes.by_peer[peer] = host_table()
+            return host
         key: object = self._member_bits.get(peer, 0) & classes.relevant
-        if classes.by_dest_ports:
-            key = (key, self._named_ports(peer, classes.policy.named_ports_used))
-        found = classes.tables.get(key)
-        if found is None:
-            dest = self.identities.by_id[subject if direction == "ingress" else peer]
-            found = classes.tables[key] = build_table(classes.policy, peer, dest, self._uniform)
-        classes.by_peer[peer] = found
-        return found
+        dest_ports = classes.dest_ports
+        if dest_ports is not None:
+            named = dest_ports.get(peer)
+            if named is None:
+                used = classes.policy.named_ports_used
+                named = dest_ports[peer] = frozenset(
+                    np for np in self.identities.by_id[peer].named_ports if np[0] in used
+                )
+            key = (key, named)
+        table = classes.tables.get(key)
+        if table is None:
+            dest = self.identities.by_id[classes.subject if classes.ingress else peer]
+            table = classes.tables[key] = build_table(classes.policy, peer, dest, self._uniform)
+        classes.by_peer[peer] = table
+        return table
 
-    def decide(self, src: int, dst: int, protocol: Protocol, port: int) -> ConnectionVerdict:
-        """The verdict for a new connection from identity ``src`` to identity ``dst``."""
+    def sides(self, src: int, dst: int, protocol: Protocol, port: int) -> tuple[Decision | None, Decision | None]:
+        """The source's egress and the destination's ingress decision for a new connection from identity
+        ``src`` to identity ``dst`` (None: that end is not a pod, nothing is enforced there)."""
         egress = ingress = None
         pods = self._pod_ids
         if pods is None:
             pods = self._pod_ids = frozenset(i for i, ident in self.identities.by_id.items() if ident.kind == "pod")
         if src in pods:
-            egress = self.table(src, "egress", dst).lookup(protocol, port)
+            classes = self._classes["egress"].get(src) or self._classify(src, "egress")
+            los, values = (classes.by_peer.get(dst) or self._peer_table(classes, dst)).parts[protocol]
+            egress = values[bisect_right(los, port) - 1]  # PortTable.lookup(), without a call
         if dst in pods:
-            ingress = self.table(dst, "ingress", src).lookup(protocol, port)
+            classes = self._classes["ingress"].get(dst) or self._classify(dst, "ingress")
+            los, values = (classes.by_peer.get(src) or self._peer_table(classes, src)).parts[protocol]
+            ingress = values[bisect_right(los, port) - 1]
+        return egress, ingress
+
+    def decide(self, src: int, dst: int, protocol: Protocol, port: int) -> ConnectionVerdict:
+        """The verdict for a new connection from identity ``src`` to identity ``dst``."""
+        egress, ingress = self.sides(src, dst, protocol, port)
         allowed = (egress is None or egress.verdict == "allow") and (ingress is None or ingress.verdict == "allow")
         return ConnectionVerdict(allowed, egress, ingress)
 
 
 def host_table() -> PortTable[Decision]:
     """Every port of every protocol allowed, by the local node's exception."""
-    table: PortTable[Decision] = PortTable()
-    table.claim_rest(FROM_HOST)
-    return table.seal()
+    return PortTable.uniform(FROM_HOST)
 
 
 def build_table(
     dpol: DirectionPolicy, peer: int, dest: Identity, uniform: dict[Decision, PortTable[Decision]] | None = None
 ) -> PortTable[Decision]:
-    """Resolve the tiers for one peer into a sealed port table (``uniform``: a cache of the tables that
-    give one decision to every port, shared because most peers are named by no rule)."""
-    admin = [r for r in dpol.admin if r.selects(peer)]
+    """Resolve the tiers for one peer into a port table (``uniform``: a cache of the tables that give
+    one decision to every port, shared because most peers are named by no rule)."""
+    admin = [r for r in dpol.admin if r.peers is None or peer in r.peers]  # r.selects(peer), without a call
     rest = dpol.isolation if dpol.isolated_by else DEFAULT_ALLOW
-    lower = [r for r in (dpol.network if dpol.isolated_by else dpol.baseline) if r.selects(peer)]
+    lower = [r for r in (dpol.network if dpol.isolated_by else dpol.baseline) if r.peers is None or peer in r.peers]
     if not admin and not lower:
         if uniform is None:
-            return PortTable[Decision]().claim_all(rest)
+            return PortTable.uniform(rest)
         found = uniform.get(rest)
         if found is None:
-            found = uniform[rest] = PortTable[Decision]().claim_all(rest)
+            found = uniform[rest] = PortTable.uniform(rest)
         return found
-    table: PortTable[Decision] = PortTable()
-    passed = False
-    for rule in admin:
-        for proto, lo, hi in expand_ports(rule.ports, dest):
-            passed |= table.claim(proto, lo, hi, rule.decision) and rule.decision is _PASS
-    if passed:
-        table.release(_PASS)
-    for rule in lower:
-        for proto, lo, hi in expand_ports(rule.ports, dest):
-            table.claim(proto, lo, hi, rule.decision)
-    table.claim_rest(rest)
-    return table.seal()
+    # Each port goes to the first rule that claims it, AdminNetworkPolicy rules before the rest.
+    claims = [(proto, lo, hi, r.decision) for r in lower for proto, lo, hi in r.spans(dest)]
+    if admin:
+        first = [(proto, lo, hi, r.decision) for r in admin for proto, lo, hi in r.spans(dest)]
+        if any(r.decision is _PASS for r in admin):
+            # The ports a Pass rule claims first go on to the lower tiers, like the ports no admin rule claims.
+            top = paint(first, _PASS)
+            first = [(proto, iv.lo, iv.hi, iv.value) for proto, iv in top.items() if iv.value is not _PASS]
+        claims = first + claims
+    return paint(claims, rest)
 
 
 def _admin_rules(anp: AdminNetworkPolicy, direction: Direction, sc: SelectorCache) -> tuple[CompiledRule, ...]:

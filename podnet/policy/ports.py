@@ -7,7 +7,7 @@ egress and the destination's ingress) intersect into the connections a pair real
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -17,6 +17,7 @@ MIN_PORT = 1
 MAX_PORT = 65535
 T = TypeVar("T")
 Span = tuple[int, int]
+Part = tuple[list[int], list[T]]  # the start of each interval, its value (the last one runs to MAX_PORT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,83 +44,87 @@ def subtract(spans: list[Span], lo: int, hi: int) -> tuple[list[Span], list[Span
 
 
 class PortTable(Generic[T]):
-    """Per protocol, sorted disjoint intervals with a value each; built by claiming in precedence order."""
+    """Per protocol, sorted disjoint intervals covering every port, a value each; adjacent intervals
+    never hold equal values. Immutable (tables are shared): built by :func:`paint` or :meth:`uniform`.
 
-    __slots__ = ("_free", "_his", "_los", "_taken")
+    ``parts``: per protocol, the start of each interval and its value; read it, never change it."""
 
-    def __init__(self) -> None:
-        self._free: dict[Protocol, list[Span]] = {p: [(MIN_PORT, MAX_PORT)] for p in PROTOCOLS}
-        self._taken: dict[Protocol, list[Interval[T]]] = {p: [] for p in PROTOCOLS}
-        self._los: dict[Protocol, list[int]] = {}
-        self._his: dict[Protocol, list[int]] = {}
+    __slots__ = ("_intervals", "parts")
 
-    def claim(self, protocol: Protocol, lo: int, hi: int, value: T) -> bool:
-        """Give ``value`` to the still-unclaimed part of [lo, hi]; True when anything was claimed."""
-        free = self._free[protocol]
-        if not free:
-            return False
-        inside, outside = subtract(free, lo, hi)
-        if not inside:
-            return False
-        self._free[protocol] = outside
-        taken = self._taken[protocol]
-        for a, b in inside:
-            taken.append(Interval(a, b, value))
-        return True
+    def __init__(self, parts: dict[Protocol, Part[T]]) -> None:
+        self.parts = parts
+        self._intervals: dict[Protocol, list[Interval[T]]] | None = None  # made on first use
 
-    def release(self, value: T) -> None:
-        """Return every interval holding ``value`` to the unclaimed ports."""
-        for proto in PROTOCOLS:
-            kept = [iv for iv in self._taken[proto] if iv.value != value]
-            if len(kept) != len(self._taken[proto]):
-                back = [(iv.lo, iv.hi) for iv in self._taken[proto] if iv.value == value]
-                self._free[proto] = sorted(self._free[proto] + back)
-                self._taken[proto] = kept
-
-    def claim_all(self, value: T) -> PortTable[T]:
-        """A sealed table giving ``value`` to every port of every protocol."""
-        for proto in PROTOCOLS:
-            self._free[proto] = []
-            self._taken[proto] = [Interval(MIN_PORT, MAX_PORT, value)]
-            self._los[proto] = [MIN_PORT]
-        return self
-
-    def claim_rest(self, value: T) -> None:
-        for proto in PROTOCOLS:
-            for a, b in self._free[proto]:
-                self._taken[proto].append(Interval(a, b, value))
-            self._free[proto] = []
-
-    def free(self, protocol: Protocol) -> list[Span]:
-        return list(self._free[protocol])
-
-    def seal(self) -> PortTable[T]:
-        """Sort and index for lookups; every port must be claimed by then."""
-        for proto in PROTOCOLS:
-            if self._free[proto]:
-                raise ValueError("port table has unclaimed ports")
-            ivs = sorted(self._taken[proto], key=lambda iv: iv.lo)
-            merged: list[Interval[T]] = []
-            for iv in ivs:
-                if merged and merged[-1].value == iv.value and merged[-1].hi + 1 == iv.lo:
-                    merged[-1] = Interval(merged[-1].lo, iv.hi, iv.value)
-                else:
-                    merged.append(iv)
-            self._taken[proto] = merged
-            self._los[proto] = [iv.lo for iv in merged]
-        return self
+    @classmethod
+    def uniform(cls, value: T) -> PortTable[T]:
+        """``value`` for every port of every protocol."""
+        part: Part[T] = ([MIN_PORT], [value])
+        return cls({p: part for p in PROTOCOLS})
 
     def lookup(self, protocol: Protocol, port: int) -> T:
-        ivs = self._taken[protocol]
-        return ivs[bisect_right(self._los[protocol], port) - 1].value
+        los, values = self.parts[protocol]
+        return values[bisect_right(los, port) - 1]
 
     def intervals(self, protocol: Protocol) -> list[Interval[T]]:
-        return self._taken[protocol]
+        """The intervals of ``protocol`` in order (a list shared by every caller: never change it)."""
+        if self._intervals is None:
+            self._intervals = {}
+            for proto, (los, values) in self.parts.items():
+                his = [lo - 1 for lo in los[1:]]
+                his.append(MAX_PORT)
+                self._intervals[proto] = [Interval(lo, hi, v) for lo, hi, v in zip(los, his, values, strict=True)]
+        return self._intervals[protocol]
 
-    def items(self) -> Iterable[tuple[Protocol, Interval[T]]]:
+    def items(self) -> Iterator[tuple[Protocol, Interval[T]]]:
         for proto in PROTOCOLS:
-            for iv in self._taken[proto]:
+            for iv in self.intervals(proto):
                 yield proto, iv
+
+
+def paint(claims: Iterable[tuple[Protocol, int, int, T]], rest: T) -> PortTable[T]:
+    """The table giving each port the value of the first claim (protocol, lo, hi, value) that covers
+    it, and ``rest`` to the ports no claim covers."""
+    by_proto: dict[Protocol, list[tuple[int, int, T]]] = {}
+    for proto, lo, hi, value in claims:
+        found = by_proto.get(proto)
+        if found is None:
+            by_proto[proto] = [(lo, hi, value)]
+        else:
+            found.append((lo, hi, value))
+    unclaimed: Part[T] = ([MIN_PORT], [rest])
+    return PortTable({p: _paint(by_proto[p], rest) if p in by_proto else unclaimed for p in PROTOCOLS})
+
+
+def _paint(claims: list[tuple[int, int, T]], rest: T) -> Part[T]:
+    if len(claims) == 1:  # the common case, without a sort
+        lo, hi, value = claims[0]
+        if value is rest or value == rest:
+            return [MIN_PORT], [rest]
+        los = [MIN_PORT, lo, hi + 1] if lo > MIN_PORT else [lo, hi + 1]
+        values = [rest, value, rest] if lo > MIN_PORT else [value, rest]
+        if hi == MAX_PORT:
+            los.pop()
+            values.pop()
+        return los, values
+    # Between two consecutive starts no claim begins or ends: one value holds from each start to the next.
+    starts = {MIN_PORT}
+    for lo, hi, _ in claims:
+        starts.add(lo)
+        if hi < MAX_PORT:
+            starts.add(hi + 1)
+    los = []
+    values = []
+    for start in sorted(starts):
+        value = rest
+        for lo, hi, claimed in claims:
+            if lo <= start <= hi:
+                value = claimed
+                break
+        if values and (values[-1] is value or values[-1] == value):
+            continue
+        los.append(start)
+        values.append(value)
+    return los, values
 
 
 def format_spans(spans: list[Span]) -> str:
