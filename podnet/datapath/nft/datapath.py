@@ -316,6 +316,7 @@ class NftDatapath:
             if c:
                 out[str(c["name"])] = int(c["packets"])
         out["events_lost"] = self._log.lost if self._log is not None else 0
+        out["events_overruns"] = self._log.overruns if self._log is not None else 0
         out["events_aggregated"] = self._agg.aggregated
         return out
 
