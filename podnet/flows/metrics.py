@@ -24,7 +24,9 @@ class FlowMetrics:
         self.policy_entries = Gauge("podnet_policy_map_entries", "Rows in the policy map", registry=self.registry)
         self.endpoints = Gauge("podnet_endpoints", "Endpoints under policy", registry=self.registry)
         self.lost = Counter(
-            "podnet_events_lost", "Ring-buffer events the kernel could not queue", registry=self.registry
+            "podnet_events_lost",
+            "Datapath events the kernel could not queue (eBPF ring buffer or NFLOG socket full)",
+            registry=self.registry,
         )
         self.datapath = Gauge(
             "podnet_datapath_packets",
