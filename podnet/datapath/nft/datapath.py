@@ -290,6 +290,7 @@ class NftDatapath:
         """Recompute the address intervals; endpoints whose rows depend on them are rewritten."""
         self.ensure_loaded()
         self._identities = identities
+        self._agg.identities_changed()
         plan = address_plan(identities.address_identity, identities.cidr_identity)
         if plan == self._plan:
             return SyncStats(0, 0)

@@ -144,7 +144,11 @@ def _decision(text: str) -> _Decision | None:
 
 
 class EventAggregator:
-    """Turns NFLOG packets into events, one per connection and side, drops aggregated (module docstring)."""
+    """Turns NFLOG packets into events, one per connection and side, drops aggregated (module docstring).
+
+    The peer identity ``peer_identity`` gives for an address is remembered until
+    :meth:`identities_changed`, which the owner calls when the identity table changes.
+    """
 
     def __init__(self, aggregate_s: float = 1.0, repeat_s: float = 10.0, max_flows: int = 65536) -> None:
         self.aggregate_ns = int(aggregate_s * 1e9)
@@ -157,6 +161,11 @@ class EventAggregator:
         self._seen: OrderedDict[FlowKey, int] = OrderedDict()  # → last packet
         self._decisions: dict[str, _Decision | None] = {}  # prefix → what it says
         self._addresses: dict[bytes, IPAddress] = {}  # packed → address object, reused across events
+        self._peers: dict[bytes, int] = {}  # packed address → its identity
+
+    def identities_changed(self) -> None:
+        """Forget the peer identities looked up so far."""
+        self._peers.clear()
 
     def event(
         self,
@@ -214,6 +223,11 @@ class EventAggregator:
             elif len(seen_at) > self.max_flows:
                 seen_at.popitem(last=False)
         source, destination = self._address(src), self._address(dst)
+        peer = self._peers.get(src if ingress else dst)
+        if peer is None:
+            if len(self._peers) >= self.max_flows:
+                self._peers.clear()
+            peer = self._peers[src if ingress else dst] = peer_identity(source if ingress else destination)
         return DatapathEvent(
             time_ns=now_ns if pkt.time_ns is None else pkt.time_ns - wall_offset_ns,
             type=decision.type,
@@ -222,7 +236,7 @@ class EventAggregator:
             drop_reason_desc=decision.reason_desc,
             endpoint=endpoint,
             identity=identity_of_endpoint.get(endpoint, 0),
-            peer_identity=peer_identity(source if ingress else destination),
+            peer_identity=peer,
             direction=direction,
             protocol=proto,
             source=source,

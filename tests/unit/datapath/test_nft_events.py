@@ -198,3 +198,24 @@ def test_ipv4_later_fragments_and_truncated_packets() -> None:
     frag = parse_packet(2, ipv4_tcp(1, 2, frag=100))
     assert frag is not None and (frag.sport, frag.dport, frag.protocol) == (0, 0, 6)
     assert parse_packet(2, b"\x45\0") is None and parse_packet(10, ipv4_tcp(1, 2)) is None
+
+
+def test_peer_identities_are_remembered_until_the_identities_change() -> None:
+    agg = EventAggregator()
+    table = {SRC: 100}
+    asked: list[object] = []
+
+    def peer(addr: object) -> int:
+        asked.append(addr)
+        return table.get(addr, 2)  # type: ignore[call-overload]
+
+    def ingress(sport: int) -> int:
+        event = agg.event(packet("pn allow i 42", ipv4_tcp(sport, 80)), 0, {}, peer, {})
+        assert event is not None
+        return event.peer_identity
+
+    assert [ingress(1), ingress(2)] == [100, 100] and asked == [SRC]
+    table[SRC] = 300  # relabelled: a new identity
+    assert ingress(3) == 100  # not told yet
+    agg.identities_changed()
+    assert ingress(4) == 300 and asked == [SRC, SRC]
