@@ -7,7 +7,7 @@ new flow: a new source port), and counts the drop events the reader decoded unti
 rate is events over the time from the first packet sent to the last event decoded), and those lost
 (eBPF: the ring buffer was full; nft: gaps in NFLOG's sequence numbers, the socket's buffer was full).
 
-    sudo python benchmarks/flow_events.py [--flood 50000] [--repeat 3] [--root DIR]
+    sudo python benchmarks/flow_events.py [--flood 50000] [--repeat 3] [--pipeline] [--root DIR]
 
 Prints one JSON object: per datapath the medians over rounds, and nft's rate as a ratio of eBPF's.
 The rate moves with the machine's load (the sender, the kernel and the reader share its cores).
@@ -16,7 +16,10 @@ CPU times move much less, so compare versions by them: ``reader_cpu_seconds`` (t
 which includes the kernel's work on its packets: the datapath and the log messages). ``--root DIR``
 runs this script against the podnet tree in DIR (its datapaths and test topology), for A/B runs of
 two versions alternately. ``events_total`` counts every event read in the window: a flood packet is
-also the client's egress verdict (a new connection allowed), so a reader decodes two events per packet.
+also the client's egress verdict (a new connection allowed), so a reader decodes two events per packet;
+``all_events_per_second`` is the rate of both kinds (the drops' rate counts one of the two).
+``--pipeline``: the reader also does the agent's work on each event (decode into a flow enriched from
+the pods, metrics, the ring store), so the rate is the agent's, not only the datapath reader's.
 """
 
 from __future__ import annotations
@@ -43,17 +46,38 @@ from benchmarks.datapath import FLOOD, FLOOD_PORT, apply, cluster, netns_py  # n
 from podnet.datapath.ebpf import EbpfDatapath, ensure_bpffs  # noqa: E402
 from podnet.datapath.ebpf.system import unmount  # noqa: E402
 from podnet.datapath.nft import NftDatapath  # noqa: E402
+from podnet.flows.decoder import Enricher, boot_offset_ns, decode  # noqa: E402
+from podnet.flows.metrics import FlowMetrics  # noqa: E402
+from podnet.flows.store import FlowStore  # noqa: E402
+from podnet.policy.compiler import CompiledPolicy  # noqa: E402
 from tests.net.ebpf.topology import Topology, sh  # noqa: E402
 
 NFLOG_GROUP = 9  # the node is a namespace of its own
 
 
-def flood(dp: Any, topo: Topology, n: int) -> dict[str, float]:
+class Pipeline:
+    """The agent's work per event after the datapath's (``--pipeline``): decode into a Flow enriched
+    from the cluster's pods, metrics, the ring store (the collector's drain, without the export file)."""
+
+    def __init__(self, compiled: CompiledPolicy) -> None:
+        self.enricher = Enricher.build(compiled.cluster.pods, compiled.identities)
+        self.metrics = FlowMetrics()
+        self.store = FlowStore(65536)
+        self.offset = boot_offset_ns()
+
+    def __call__(self, event: Any) -> None:
+        flow = decode(event, self.enricher, "bench", self.offset)
+        self.metrics.observe(flow)
+        self.store.add(flow)
+
+
+def flood(dp: Any, topo: Topology, n: int, pipeline: Pipeline | None = None) -> dict[str, float]:
     client, server = topo.pods["client"], topo.pods["server"]
     list(dp.events(timeout=0.1))
     lost0 = dp.counters()["events_lost"]
     count = [0]
     total = [0]
+    upto = [0]  # every event read until the last flood event
     last = [0.0]
     cpu = [0.0]
     done = threading.Event()
@@ -63,10 +87,13 @@ def flood(dp: Any, topo: Topology, n: int) -> dict[str, float]:
         while not done.is_set():
             for e in dp.events(timeout=0.2):
                 total[0] += 1
+                if pipeline is not None:
+                    pipeline(e)
                 if e.dport == FLOOD_PORT and e.type == "drop":
                     count[0] += 1
                     last[0] = time.perf_counter()
                     cpu[0] = time.thread_time() - cpu0
+                    upto[0] = total[0]
 
     reader = threading.Thread(target=read)
     reader.start()
@@ -89,6 +116,7 @@ def flood(dp: Any, topo: Topology, n: int) -> dict[str, float]:
         "events_per_second": count[0] / (last[0] - t0) if count[0] else 0.0,
         "events_lost": dp.counters()["events_lost"] - lost0,
         "events_total": total[0],
+        "all_events_per_second": upto[0] / (last[0] - t0) if count[0] else 0.0,
         "reader_cpu_seconds": cpu[0],  # until the last flood event
         "reader_cpu_us_per_event": cpu[0] / count[0] * 1e6 if count[0] else 0.0,
     }
@@ -98,6 +126,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--flood", type=int, default=50000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--pipeline", action="store_true", help="and the agent's work per event (decode, metrics, store)")
     ap.add_argument("--root", default=str(ROOT), help="the podnet source tree to measure (default: this one)")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -122,7 +151,7 @@ def main() -> None:
                 dp.ensure_loaded()
                 try:
                     apply(dp, topo, compiled)
-                    rounds[name].append(flood(dp, topo, args.flood))
+                    rounds[name].append(flood(dp, topo, args.flood, Pipeline(compiled) if args.pipeline else None))
                 finally:
                     dp.destroy()
     finally:
@@ -135,6 +164,7 @@ def main() -> None:
     }
     result["nft_vs_ebpf_events_per_second"] = result["nft"]["events_per_second"] / result["ebpf"]["events_per_second"]
     result["root"] = str(Path(args.root).resolve())
+    result["pipeline"] = args.pipeline
     result["load_average_before"] = load
     result["rounds"] = rounds
     print(json.dumps(result, indent=2))
