@@ -4,7 +4,11 @@ The nftables backend's verdict chains log with a prefix that names the rule and 
 (:func:`prefix`); this module binds a netlink socket (``NETLINK_NETFILTER``, subsystem ULOG) to the
 group and decodes each message into an :class:`NflogPacket`: prefix, interfaces, the start of the
 packet (copy range :data:`COPY_RANGE`) and the instance's sequence number, whose gaps count the
-messages the kernel could not deliver (socket buffer full). Parsing is pure (:func:`parse_messages`).
+messages the kernel could not deliver (socket buffer full). Parsing is pure (:func:`parse_messages`:
+its memos of message shapes and prefix texts change no result).
+
+:class:`NflogSocket` asks the kernel to batch: one datagram carries a few hundred messages under a
+flood, and a lone message waits for the flush timer (20 ms).
 
 A group has one listener per network namespace: binding a group another socket holds fails (EBUSY).
 """
