@@ -13,6 +13,10 @@ To give the eBPF datapath's events, :class:`EventAggregator` keeps
 The payload is parsed from the network header: IPv4 (a later fragment has no ports), IPv6 with its
 extension headers walked (hop-by-hop, routing, fragment, destination options, AH), then TCP, UDP
 or SCTP ports and the TCP flags.
+
+A flood is hundreds of thousands of messages a second, so the hot path (:func:`parse_raw`,
+:meth:`EventAggregator.event`) keeps addresses packed in its flow keys and builds address objects,
+peer identities and what a prefix says once per address or prefix, not per message.
 """
 
 from __future__ import annotations
@@ -22,7 +26,6 @@ import struct
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TypeVar
 
 from podnet.k8s.model import Direction, IPAddress
 from podnet.policy.compiler import RuleRef
@@ -60,8 +63,6 @@ class L3L4:
 RawL3L4 = tuple[bytes, bytes, int, int, int, int]
 _U16 = struct.Struct("!H").unpack_from
 _PORTS = struct.Struct("!HH").unpack_from
-
-
 _V4 = struct.Struct("!B5xHxB2x4s4s").unpack_from  # version/IHL, fragment offset, protocol, addresses
 
 
@@ -118,7 +119,6 @@ def parse_packet(family: int, data: bytes) -> L3L4 | None:
 
 # endpoint, direction, drop reason, protocol, source, destination (packed), source and destination port
 FlowKey = tuple[int, str, int, int, bytes, bytes, int, int]
-V = TypeVar("V")
 
 
 @dataclass(frozen=True, slots=True)
