@@ -24,7 +24,9 @@ class FlowMetrics:
         self.policy_entries = Gauge("podnet_policy_map_entries", "Rows in the policy map", registry=self.registry)
         self.endpoints = Gauge("podnet_endpoints", "Endpoints under policy", registry=self.registry)
         self.lost = Counter(
-            "podnet_events_lost", "Ring-buffer events the kernel could not queue", registry=self.registry
+            "podnet_events_lost",
+            "Datapath events the kernel could not queue (eBPF ring buffer or NFLOG socket full)",
+            registry=self.registry,
         )
         self.datapath = Gauge(
             "podnet_datapath_packets",
@@ -34,11 +36,22 @@ class FlowMetrics:
         )
         self._lost_seen = 0
         self._server: Any = None
+        # labelled children, looked up once per label set (``labels()`` validates and locks each call)
+        self._flow_children: dict[tuple[str, str, str], Any] = {}
+        self._drop_children: dict[str, Any] = {}
 
     def observe(self, flow: Flow) -> None:
-        self.flows.labels(flow.verdict, flow.type, flow.traffic_direction).inc()
+        key = (flow.verdict, flow.type, flow.traffic_direction)
+        child = self._flow_children.get(key)
+        if child is None:
+            child = self._flow_children[key] = self.flows.labels(*key)
+        child.inc()
         if flow.verdict == "DROPPED":
-            self.drops.labels(flow.drop_reason_desc or "UNKNOWN").inc(flow.count)
+            reason = flow.drop_reason_desc or "UNKNOWN"
+            drop = self._drop_children.get(reason)
+            if drop is None:
+                drop = self._drop_children[reason] = self.drops.labels(reason)
+            drop.inc(flow.count)
 
     def set_lost(self, total: int) -> None:
         """The kernel's lost-events counter (a running total); the metric follows it."""

@@ -15,9 +15,13 @@ EventVerdict = Literal["FORWARDED", "DROPPED", "AUDIT"]
 PROTOCOL_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 132: "SCTP"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class DatapathEvent:
     """One decision of the kernel: a new connection it allowed, or packets it dropped.
+
+    A value: nothing changes an event once made. Not ``frozen``, because the readers make one per
+    kernel event and a frozen dataclass takes four times as long to build (2 µs, a third of what the
+    nftables reader spends per event under a flood).
 
     ``verdict`` AUDIT: a new connection that policy would deny, passed because every policy that
     isolates the pod is in audit mode (``podnet.io/audit: "true"``).

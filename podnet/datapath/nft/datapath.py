@@ -290,6 +290,7 @@ class NftDatapath:
         """Recompute the address intervals; endpoints whose rows depend on them are rewritten."""
         self.ensure_loaded()
         self._identities = identities
+        self._agg.identities_changed()
         plan = address_plan(identities.address_identity, identities.cidr_identity)
         if plan == self._plan:
             return SyncStats(0, 0)
@@ -309,13 +310,17 @@ class NftDatapath:
         return stats
 
     def counters(self) -> dict[str, int]:
-        """The table's named counters (``spoofed``, ``no_policy``) and the event reader's counts."""
+        """The table's named counters (``spoofed``, ``no_policy``) and the event reader's counts: messages
+        lost (``events_lost``, sequence gaps), ENOBUFS episodes (``events_overruns``), datagrams read
+        (``events_datagrams``) and drop packets folded into a later record (``events_aggregated``)."""
         out: dict[str, int] = {}
         for item in self._json("list", "counters", "table", "inet", self.table):
             c = item.get("counter")
             if c:
                 out[str(c["name"])] = int(c["packets"])
         out["events_lost"] = self._log.lost if self._log is not None else 0
+        out["events_overruns"] = self._log.overruns if self._log is not None else 0
+        out["events_datagrams"] = self._log.datagrams if self._log is not None else 0
         out["events_aggregated"] = self._agg.aggregated
         return out
 

@@ -14,7 +14,9 @@ from podnet.datapath.nft.nflog import (
     NFGENMSG,
     NFLOG_MSG_TYPE,
     NLMSGHDR,
+    NflogError,
     NflogPacket,
+    NflogSocket,
     parse_messages,
     parse_prefix,
     prefix,
@@ -48,6 +50,48 @@ def test_messages_parse_with_prefix_interfaces_sequence_and_time() -> None:
     got = list(parse_messages(raw + b"\x10\0\0\0\x02\0\0\0" + b"\0" * 8))  # an ack after them is skipped
     assert [(p.prefix, p.indev, p.outdev, p.seq) for p in got] == [("pn allow i 42", 3, 7, 5), ("pn deny e 9", 7, 3, 6)]
     assert got[0].time_ns == 1700000000 * 10**9 + 250_000 and got[0].family == 2
+
+
+def shaped(pfx: str, attrs: list[tuple[int, bytes]], payload: bytes, seq: int) -> bytes:
+    """A message with the packet header and prefix first, then ``attrs``, the sequence and the payload."""
+    body = NFGENMSG.pack(2, 0, 7) + attr(1, b"\x08\x00\x01\x00") + attr(10, pfx.encode() + b"\0")
+    body += b"".join(attr(t, v) for t, v in attrs) + attr(12, struct.pack("!I", seq)) + attr(9, payload)
+    return NLMSGHDR.pack(NLMSGHDR.size + len(body), NFLOG_MSG_TYPE, 0, 0, 0) + body
+
+
+def test_a_datagram_of_many_messages_of_several_shapes_parses_each_right() -> None:
+    u32 = lambda v: struct.pack("!I", v)  # noqa: E731
+    # same length and prefix length, different attributes: the shape remembered for one must not read the other
+    forward = [(4, u32(3)), (5, u32(7)), (8, b"\x02" * 12)]  # in, out, hardware address
+    output = [(5, u32(7)), (2, u32(99)), (6, b"\0" * 12)]  # out, mark, a physical device
+    local = [(5, u32(11))]
+    rows = [("pn deny i 1", forward, 3, 7), ("pn deny i 2", output, 0, 7), ("pn allow e 33", local, 0, 11)] * 50
+    raw = b"".join(shaped(p, a, ipv4_tcp(1000 + i, 80), i) for i, (p, a, _, _) in enumerate(rows))
+    got = parse_messages(raw + b"\x14\0\0\0\x03\0\x02\0" + b"\0" * 12)  # and the batch's NLMSG_DONE
+    assert len(shaped("pn deny i 1", forward, b"", 0)) == len(shaped("pn deny i 2", output, b"", 0))
+    assert [(p.prefix, p.indev, p.outdev, p.seq) for p in got] == [
+        (pfx, i_, o, n) for n, (pfx, _, i_, o) in enumerate(rows)
+    ]
+    assert [struct.unpack_from("!H", p.payload, 20)[0] for p in got] == [1000 + i for i in range(len(rows))]
+    assert all(p.time_ns is None for p in got)
+
+
+def test_cut_messages_and_attributes_are_skipped_not_misread() -> None:
+    good = message("pn deny e 9", 7, 3, ipv4_tcp(1, 2), 6)
+    bad = bytearray(message("pn deny e 9", 7, 3, ipv4_tcp(1, 2), 5))
+    struct.pack_into("=H", bad, 20 + 16, 400)  # the prefix attribute claims more than its message holds
+    got = parse_messages(bytes(bad) + good + good[:30])  # and a last message cut by the datagram's end
+    assert [(p.seq, p.prefix) for p in got] == [(6, "pn deny e 9")]
+    assert parse_messages(b"") == [] and parse_messages(b"\0" * 19) == []
+
+
+def test_a_socket_with_a_buffer_the_kernel_refuses_is_an_error_naming_it() -> None:
+    with pytest.raises(NflogError, match=r"nflog buffer_size: 1000000 is not in 4096\.\.131072"):
+        NflogSocket(5, buffer_size=1_000_000)
+    with pytest.raises(NflogError, match="queue_threshold 0"):
+        NflogSocket(5, queue_threshold=0)
+    with pytest.raises(NflogError, match="nflog group: 70000"):
+        NflogSocket(70000)
 
 
 def test_prefixes_round_trip_and_foreign_ones_are_not_podnets() -> None:
@@ -154,3 +198,24 @@ def test_ipv4_later_fragments_and_truncated_packets() -> None:
     frag = parse_packet(2, ipv4_tcp(1, 2, frag=100))
     assert frag is not None and (frag.sport, frag.dport, frag.protocol) == (0, 0, 6)
     assert parse_packet(2, b"\x45\0") is None and parse_packet(10, ipv4_tcp(1, 2)) is None
+
+
+def test_peer_identities_are_remembered_until_the_identities_change() -> None:
+    agg = EventAggregator()
+    table = {SRC: 100}
+    asked: list[object] = []
+
+    def peer(addr: object) -> int:
+        asked.append(addr)
+        return table.get(addr, 2)  # type: ignore[call-overload]
+
+    def ingress(sport: int) -> int:
+        event = agg.event(packet("pn allow i 42", ipv4_tcp(sport, 80)), 0, {}, peer, {})
+        assert event is not None
+        return event.peer_identity
+
+    assert [ingress(1), ingress(2)] == [100, 100] and asked == [SRC]
+    table[SRC] = 300  # relabelled: a new identity
+    assert ingress(3) == 100  # not told yet
+    agg.identities_changed()
+    assert ingress(4) == 300 and asked == [SRC, SRC]
