@@ -607,7 +607,7 @@ static __always_inline int related(struct __sk_buff *skb, const struct pkt *p, _
 			return 0;
 	}
 	ct = bpf_map_lookup_elem(&pn_ct, k);
-	return ct && ct->expires_ns > bpf_ktime_get_ns();
+	return ct && ct->expires_ns > bpf_ktime_get_coarse_ns();
 }
 
 /* Conntrack, then policy for a new connection. A real function (not inlined): it runs for two
@@ -622,7 +622,9 @@ static __noinline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct
 	__u32 zero = 0;
 	struct pn_policy_value *pv;
 	struct pn_ct_value *ct;
-	__u64 now = bpf_ktime_get_ns();
+	/* conntrack time: the clock as of the last tick (a few ms behind), which costs a load where reading
+	 * the clock source costs tens of ns a call in a VM; lifetimes are seconds */
+	__u64 now = bpf_ktime_get_coarse_ns();
 	__u32 peer;
 	__u8 is_reply;
 
@@ -714,28 +716,40 @@ static __always_inline int addr_eq(const __u8 *a, const __u8 *b, int n)
 	return 1;
 }
 
-/* The hop the node's forwarding would count: TTL (with the header checksum) or hop limit, minus one.
- * -1 when it would reach 0: the node must answer with time exceeded. */
-static __always_inline int dec_ttl(struct __sk_buff *skb, const struct pkt *p)
+/* The hop the node's forwarding would count, written in place: TTL (with the header checksum, updated
+ * incrementally) or hop limit, minus one; with ``dst``, also the MACs the node would put on the frame
+ * toward that pod (source: its gateway, destination: the pod). Direct writes: the headers are in the
+ * linear part (pull_headers), and a TCP segment's clone may have its headers written without copying.
+ * -1 when the TTL would reach 0 (the node must answer with time exceeded) or the headers are not there. */
+static __always_inline int forward_hop(struct __sk_buff *skb, const struct pkt *p, const struct pn_endpoint *dst)
 {
+	void *data = (void *)(long)skb->data;
+	void *data_end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) > data_end)
+		return -1;
 	if (p->family == 4) {
-		__u8 ttl;
-		__u16 old, new;
+		struct iphdr *ip = (void *)(eth + 1);
+		__u32 sum;
 
-		if (bpf_skb_load_bytes(skb, ETH_HLEN + 8, &ttl, 1) < 0 || ttl <= 1)
+		if ((void *)(ip + 1) > data_end || ip->ttl <= 1)
 			return -1;
-		old = bpf_htons((__u16)ttl << 8);
-		ttl--;
-		new = bpf_htons((__u16)ttl << 8);
-		bpf_l3_csum_replace(skb, ETH_HLEN + 10, old, new, 2);
-		bpf_skb_store_bytes(skb, ETH_HLEN + 8, &ttl, 1, 0);
+		ip->ttl--;
+		/* the TTL is the high byte of its 16-bit word: one less there is 0x0100 more in the one's
+		 * complement sum (RFC 1624), with the carry folded back in */
+		sum = (__u32)ip->check + (__u32)bpf_htons(0x0100);
+		ip->check = (__u16)(sum + (sum >> 16));
 	} else {
-		__u8 hops;
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
 
-		if (bpf_skb_load_bytes(skb, ETH_HLEN + 7, &hops, 1) < 0 || hops <= 1)
+		if ((void *)(ip6 + 1) > data_end || ip6->hop_limit <= 1)
 			return -1;
-		hops--;
-		bpf_skb_store_bytes(skb, ETH_HLEN + 7, &hops, 1, 0);
+		ip6->hop_limit--;
+	}
+	if (dst) {
+		__builtin_memcpy(eth->h_dest, dst->mac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, dst->host_mac, ETH_ALEN);
 	}
 	return 0;
 }
@@ -767,10 +781,8 @@ static __always_inline int redirect_local(struct __sk_buff *skb, const struct pk
 	verdict = enforce(skb, to, dst, p, PN_DIR_INGRESS);
 	if (verdict != TC_ACT_OK)
 		return verdict;
-	if (dec_ttl(skb, p) < 0)
+	if (forward_hop(skb, p, dst) < 0)
 		return -1; /* let the node answer with time exceeded */
-	bpf_skb_store_bytes(skb, 0, dst->mac, ETH_ALEN, 0);
-	bpf_skb_store_bytes(skb, ETH_ALEN, dst->host_mac, ETH_ALEN, 0);
 	count(counter);
 	return bpf_redirect_peer(to, 0);
 }
@@ -810,7 +822,7 @@ static __always_inline int redirect_remote(struct __sk_buff *skb, const struct p
 	rc = bpf_fib_lookup(skb, &fib, sizeof(fib), BPF_FIB_LOOKUP_DIRECT);
 	if ((rc != BPF_FIB_LKUP_RET_SUCCESS && rc != BPF_FIB_LKUP_RET_NO_NEIGH) || fib.ifindex == from)
 		return -1;
-	if (dec_ttl(skb, p) < 0)
+	if (forward_hop(skb, p, 0) < 0)
 		return -1;
 	count(PN_CNT_REDIRECTED_NEIGH);
 	return bpf_redirect_neigh(fib.ifindex, 0, 0, 0);

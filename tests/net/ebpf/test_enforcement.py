@@ -362,6 +362,70 @@ def test_traffic_from_another_node_is_handed_to_the_pod_at_the_uplink(lab: Lab) 
     assert_matches_compiler(lab, compiled, [("far", "db", "TCP", 9000), ("far", "db", "TCP", 5432)])
 
 
+TTL_RECEIVER = r"""
+import socket, sys
+v6 = ":" in sys.argv[1]
+s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+IP_RECVTTL = 12  # linux/in.h (the socket module does not name it)
+s.setsockopt(*((socket.IPPROTO_IPV6, socket.IPV6_RECVHOPLIMIT) if v6 else (socket.IPPROTO_IP, IP_RECVTTL)), 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.settimeout(float(sys.argv[3]))
+print("ready", flush=True)
+try:
+    _data, anc, _flags, _addr = s.recvmsg(100, 64)
+    print(int.from_bytes(anc[0][2][:4], sys.byteorder))
+except TimeoutError:
+    print("none")
+"""
+
+TTL_SENDER = r"""
+import socket, sys
+v6 = ":" in sys.argv[1]
+s = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_DGRAM)
+level, name = (socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS) if v6 else (socket.IPPROTO_IP, socket.IP_TTL)
+s.setsockopt(level, name, int(sys.argv[3]))
+s.sendto(b"hop", (sys.argv[1], int(sys.argv[2])))
+"""
+
+
+def received_ttl(lab: Lab, src: str, dst: str, ttl: int, family: int) -> int | None:
+    """Send one UDP datagram from ``src`` with this TTL / hop limit; what ``dst`` received it with (None: nothing)."""
+    pod = lab.topo.pods[dst]
+    addr, port = str(pod.ip6 if family == 6 else pod.ip), 47000 + secrets.randbelow(1000)
+    wait = "2" if ttl > 1 else "0.7"
+    cmd = ["ip", "netns", "exec", pod.netns, sys.executable, "-c", TTL_RECEIVER, addr, str(port), wait]
+    receiver = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        assert receiver.stdout is not None and receiver.stdout.readline().strip() == "ready"
+        lab.topo.ns_exec(lab.topo.pods[src].netns, sys.executable, "-c", TTL_SENDER, addr, str(port), str(ttl))
+        out = receiver.stdout.readline().strip()
+    finally:
+        receiver.kill()
+        receiver.wait()
+    return None if out == "none" else int(out)
+
+
+def test_redirected_packets_count_the_nodes_hop_and_expire_there(lab: Lab) -> None:
+    """The redirects write what the node's forwarding would: TTL / hop limit one less (the IPv4 checksum with
+    it, or the pod would drop the packet), and a packet whose TTL runs out is left to the node, not delivered."""
+    compiled = lab.compile([])  # nothing isolated: every port open
+    lab.apply(compiled)
+    assert lab.dp is not None
+    uplink = lab.topo.pods["far"].host_veth
+    lab.dp.attach_uplink(uplink)
+    try:
+        before = lab.dp.counters()
+        for family in (4, 6):
+            assert received_ttl(lab, "web", "db", 5, family) == 4  # local: bpf_redirect_peer
+            assert received_ttl(lab, "client", "far", 5, family) == 4  # to another node: bpf_redirect_neigh
+            assert received_ttl(lab, "far", "db", 5, family) == 4  # from another node: pn_from_uplink
+            assert received_ttl(lab, "web", "db", 1, family) is None
+        after = lab.dp.counters()
+        for counter in ("redirected", "redirected_neigh", "redirected_uplink"):
+            assert after[counter] - before[counter] >= 2, counter
+    finally:
+        lab.dp.detach_uplink(uplink)
+
+
 REFUSED = r"""
 import socket, sys
 family = socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET
