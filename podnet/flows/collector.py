@@ -48,6 +48,7 @@ class FlowCollector:
         self.enricher = Enricher()
         self.offset_ns = boot_offset_ns()
         self.events = 0
+        self.backlog = False  # the last drain stopped at MAX_EVENTS_PER_TICK: events may be waiting
         self._last_counters = 0.0
 
     def synced(
@@ -69,6 +70,7 @@ class FlowCollector:
         enricher, node, offset = self.enricher, self.node_name, self.offset_ns
         flows = [decode(e, enricher, node, offset) for e in islice(source.events(0.0), MAX_EVENTS_PER_TICK)]
         n = len(flows)
+        self.backlog = n >= MAX_EVENTS_PER_TICK
         if n:
             # each consumer takes the batch at once: one lock per labelled counter, one write, one store lock
             if self.metrics is not None:
