@@ -26,8 +26,9 @@ is enforced when the pod is known.
 
 Flows: when the loop has a :class:`~podnet.flows.collector.FlowCollector`, the same thread drains the
 datapath's ring buffer on every turn (the turns are at most ~0.1 s apart: the wait for cluster changes
-is bounded, and skipped while a drain stops at its bound with events left), so the one-owner rule of the datapath holds and events are decoded with the rule table
-this thread keeps current. After each sync the collector learns the cluster's pods for enrichment.
+is bounded, and skipped while a drain stops at its bound with events left), so the one-owner rule of
+the datapath holds and events are decoded with the rule table this thread keeps current. After each
+sync the collector learns the cluster's pods for enrichment.
 """
 
 from __future__ import annotations
