@@ -6,8 +6,10 @@ server. Then floods the server from the client with new UDP flows to a denied po
 new flow: a new source port), and counts the drop events the reader decoded until it caught up (the
 rate is events over the time from the first packet sent to the last event decoded), and those lost
 (eBPF: the ring buffer was full; nft: gaps in NFLOG's sequence numbers, the socket's buffer was full).
+The flood is as fast as the sender goes (a burst), or with ``--rate PPS`` paced at PPS packets per
+second (twice that in events per second, sustained: what the reader keeps up with, not what its buffer holds).
 
-    sudo python benchmarks/flow_events.py [--flood 50000] [--repeat 3] [--pipeline] [--export] [--root DIR]
+    sudo python benchmarks/flow_events.py [--flood N] [--repeat N] [--rate PPS] [--pipeline] [--export] [--root DIR]
 
 Prints one JSON object: per datapath the medians over rounds, and nft's rate as a ratio of eBPF's.
 The rate moves with the machine's load (the sender, the kernel and the reader share its cores).
@@ -58,6 +60,13 @@ from podnet.policy.compiler import CompiledPolicy  # noqa: E402
 from tests.net.ebpf.topology import Topology, sh  # noqa: E402
 
 NFLOG_GROUP = 9  # the node is a namespace of its own
+# benchmarks.datapath.FLOOD at a set rate (--rate): 100 packets at a time, on a schedule from the start
+PACED = FLOOD.replace(
+    "for i in range(n):",
+    "import time\nrate = float(sys.argv[5])\nt0 = time.perf_counter()\nfor i in range(n):\n"
+    "    if i % 100 == 0 and (ahead := t0 + i / rate - time.perf_counter()) > 0:\n        time.sleep(ahead)",
+)
+assert PACED != FLOOD
 
 
 class Counting:
@@ -93,7 +102,7 @@ def agent_collector(compiled: CompiledPolicy, export: Path | None) -> FlowCollec
     return collector
 
 
-def flood(dp: Any, topo: Topology, n: int, collector: FlowCollector | None = None) -> dict[str, float]:
+def flood(dp: Any, topo: Topology, n: int, rate: int, collector: FlowCollector | None = None) -> dict[str, float]:
     client, server = topo.pods["client"], topo.pods["server"]
     list(dp.events(timeout=0.1))
     lost0 = dp.counters()["events_lost"]
@@ -118,7 +127,9 @@ def flood(dp: Any, topo: Topology, n: int, collector: FlowCollector | None = Non
     reader.start()
     children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    out = sh(*netns_py(client.netns, FLOOD, str(client.ip), str(server.ip), str(FLOOD_PORT), str(n)))
+    flood_args = (str(client.ip), str(server.ip), str(FLOOD_PORT), str(n))
+    cmd = netns_py(client.netns, PACED, *flood_args, str(rate)) if rate else netns_py(client.netns, FLOOD, *flood_args)
+    out = sh(*cmd)
     sent_at = time.perf_counter()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     while time.perf_counter() - max(source.last, sent_at) < 1.0:  # the reader catches up: 1 s without events
@@ -150,6 +161,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--flood", type=int, default=50000)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--rate", type=int, default=0, help="flood packets per second (2 events each); 0: at once")
     ap.add_argument("--pipeline", action="store_true", help="the agent's collector (decode, metrics, store) reads")
     ap.add_argument("--export", action="store_true", help="and writes the JSON-lines export (implies --pipeline)")
     ap.add_argument("--root", default=str(ROOT), help="the podnet source tree to measure (default: this one)")
@@ -183,7 +195,7 @@ def main() -> None:
                     apply(dp, topo, compiled)
                     export = workdir / f"flows-{name}.jsonl" if args.export else None
                     collector = agent_collector(compiled, export) if agent else None
-                    rounds[name].append(flood(dp, topo, args.flood, collector))
+                    rounds[name].append(flood(dp, topo, args.flood, args.rate, collector))
                 finally:
                     dp.destroy()
     finally:
@@ -198,6 +210,7 @@ def main() -> None:
     result["root"] = str(Path(args.root).resolve())
     result["pipeline"] = args.pipeline
     result["export"] = args.export
+    result["rate"] = args.rate
     if args.pipeline:
         result["agent_vs_reader_events_per_second"] = (
             result["ebpf"]["events_per_second"] / result["ebpf_reader"]["events_per_second"]
