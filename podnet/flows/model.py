@@ -40,6 +40,17 @@ class FlowEndpoint:
     pod_name: str = ""
     labels: tuple[str, ...] = ()
     workloads: tuple[Workload, ...] = ()
+    # to_json() serialized, made on first use by json_fragment() (not a value: not compared or hashed)
+    _fragment: orjson.Fragment | None = field(default=None, init=False, repr=False, compare=False, hash=False)
+
+    def json_fragment(self) -> orjson.Fragment:
+        """:meth:`to_json` as serialized JSON, kept: the flows of a pod pair share their endpoints, so the
+        JSON lines of the agent's export serialize each endpoint once (~1 µs less per flow)."""
+        fragment = self._fragment
+        if fragment is None:
+            fragment = orjson.Fragment(orjson.dumps(self.to_json()))
+            object.__setattr__(self, "_fragment", fragment)
+        return fragment
 
     def label_map(self) -> dict[str, str]:
         """Labels without their source prefix: ``k8s:app=web`` → ``{"app": "web"}``."""
@@ -172,6 +183,10 @@ class Flow:
         return f"{stamp}.{nanos:09d}Z"
 
     def to_json(self) -> dict[str, Any]:
+        return self._doc(self.source.to_json(), self.destination.to_json())
+
+    def _doc(self, source: Any, destination: Any) -> dict[str, Any]:
+        """The JSON object with these endpoints' (dicts, or serialized fragments for orjson)."""
         ports: dict[str, Any] = {"source_port": self.source_port, "destination_port": self.destination_port}
         if self.protocol == "TCP":
             ports["flags"] = {name: True for name in self.tcp_flags}
@@ -184,8 +199,8 @@ class Flow:
                 "ipVersion": f"IPv{self.ip_version}",
             },
             "l4": {self.protocol: ports if self.protocol in ("TCP", "UDP", "SCTP") else {}},
-            "source": self.source.to_json(),
-            "destination": self.destination.to_json(),
+            "source": source,
+            "destination": destination,
             "Type": "L3_L4",
             "node_name": self.node_name,
             "event_type": {"type": EVENT_TYPE_CODE[self.type]},
@@ -257,7 +272,7 @@ def to_line(flow: Flow) -> str:
 
 def to_line_bytes(flow: Flow) -> bytes:
     """:func:`to_line` as UTF-8, without the newline: compact JSON (orjson: a fraction of ``json.dumps``)."""
-    doc = flow.to_json()
+    doc = flow._doc(flow.source.json_fragment(), flow.destination.json_fragment())
     return orjson.dumps({"flow": doc, "node_name": flow.node_name, "time": doc["time"]})
 
 
