@@ -72,13 +72,14 @@ class FlowCollector:
         n = len(flows)
         self.backlog = n >= MAX_EVENTS_PER_TICK
         if n:
-            # each consumer takes the batch at once: one lock per labelled counter, one write, one store lock
+            # each consumer takes the batch at once: one lock per labelled counter, one store lock, one write;
+            # the file last, so a failing disk (OSError, logged by the loop) costs the flows only the file
             if self.metrics is not None:
                 self.metrics.observe_all(flows)
+            self.store.add_all(flows)
             if self.exporter is not None:
                 self.exporter.write_all(flows)
                 self.exporter.flush()
-            self.store.add_all(flows)
         self.events += n
         now = time.monotonic()
         if self.metrics is not None and now - self._last_counters >= 1.0:

@@ -3,6 +3,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+import pytest
+
 from podnet.datapath.ebpf.events import DatapathEvent
 from podnet.flows.collector import FlowCollector
 from podnet.flows.decoder import Enricher, decode
@@ -187,3 +189,23 @@ def test_collector_drains_at_most_a_tick_of_events_at_once(monkeypatch: Any) -> 
     assert col.drain(src) == 3 and col.backlog  # the agent's loop then drains again without waiting
     assert col.drain(src) == 2 and not col.backlog and col.drain(src) == 0
     assert [f.source_port for f in col.store.query()[0]] == [0, 1, 2, 3, 4]
+
+
+def test_a_failing_export_file_costs_the_flows_only_the_file(tmp_path: Any) -> None:
+    from podnet.flows.export import JsonlExporter
+
+    class FullDisk(JsonlExporter):
+        def write_all(self, flows: Any) -> None:
+            raise OSError(28, "No space left on device")
+
+    metrics = FlowMetrics()
+    col = FlowCollector("n1", FlowStore(10), FullDisk(tmp_path / "f.jsonl"), metrics)
+    with pytest.raises(OSError, match="No space"):  # reaches the loop, which logs it
+        col.drain(FakeEvents([event(), event(sport=2)]))
+    assert len(col.store) == 2
+    assert (
+        metrics.registry.get_sample_value(
+            "podnet_flows_processed_total", {"verdict": "FORWARDED", "type": "policy-verdict", "direction": "INGRESS"}
+        )
+        == 2
+    )
