@@ -26,8 +26,9 @@ is enforced when the pod is known.
 
 Flows: when the loop has a :class:`~podnet.flows.collector.FlowCollector`, the same thread drains the
 datapath's ring buffer on every turn (the turns are at most ~0.1 s apart: the wait for cluster changes
-is bounded), so the one-owner rule of the datapath holds and events are decoded with the rule table
-this thread keeps current. After each sync the collector learns the cluster's pods for enrichment.
+is bounded, and skipped while a drain stops at its bound with events left), so the one-owner rule of
+the datapath holds and events are decoded with the rule table this thread keeps current. After each
+sync the collector learns the cluster's pods for enrichment.
 """
 
 from __future__ import annotations
@@ -208,8 +209,8 @@ class PolicyLoop:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self._drain_flows()
-            change = None if self._wake.is_set() else self.source.next_change(timeout=0.1)
+            backlog = self._drain_flows()  # a full tick of events: more wait, so look for changes without waiting
+            change = None if self._wake.is_set() else self.source.next_change(timeout=0.0 if backlog else 0.1)
             if change is not None:
                 self.take(change)
                 self._coalesce()
@@ -273,13 +274,16 @@ class PolicyLoop:
         self._ipcache_synced = False
         self._known_attached = None
 
-    def _drain_flows(self) -> None:
+    def _drain_flows(self) -> bool:
+        """Record the datapath's pending events; True when the drain stopped at its bound (more are waiting)."""
         if self.flows is None:
-            return
+            return False
         try:
             self.flows.drain(self.datapath)
+            return self.flows.backlog
         except (PodnetError, OSError) as exc:
             log.warning("reading datapath events failed: %s", exc)
+            return False
 
     def sync(self) -> None:
         """Make the kernel match the current objects and endpoints, writing only what changed."""

@@ -37,12 +37,24 @@ def pod_labels(namespace: str, labels: dict[str, str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+# Entries of an :class:`Enricher`'s cache of (address, identity) → (address text, endpoint); emptied when full.
+SIDE_CACHE_SIZE = 65536
+
+
 @dataclass
 class Enricher:
-    """Address → :class:`FlowEndpoint`; rebuilt (cheaply) after every policy sync."""
+    """Address → :class:`FlowEndpoint`; rebuilt (cheaply) after every policy sync.
+
+    :meth:`side` caches what it answers for an (address, identity): the flows of a pod pair all name the
+    same two endpoints. The cache lives as long as the enricher, so a sync (a new enricher, from the new
+    pods, identities and registry) invalidates it.
+    """
 
     by_address: dict[IPAddress, FlowEndpoint] = field(default_factory=dict)
     identities: IdentityTable | None = None
+    _sides: dict[tuple[IPAddress | None, int], tuple[str, FlowEndpoint]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def build(
@@ -68,6 +80,16 @@ class Enricher:
             for addr in addresses:
                 by_address.setdefault(addr, ep)
         return cls(by_address, identities)
+
+    def side(self, addr: IPAddress | None, identity: int) -> tuple[str, FlowEndpoint]:
+        """One side of a flow: the address as text ("" for none) and its endpoint (cached)."""
+        key = (addr, identity)
+        found = self._sides.get(key)
+        if found is None:
+            if len(self._sides) >= SIDE_CACHE_SIZE:
+                self._sides.clear()
+            found = self._sides[key] = (str(addr) if addr is not None else "", self.endpoint(addr, identity))
+        return found
 
     def endpoint(self, addr: IPAddress | None, identity: int) -> FlowEndpoint:
         if addr is None:
@@ -108,27 +130,44 @@ def decode(event: DatapathEvent, enricher: Enricher, node_name: str, offset_ns: 
     """
     egress = event.direction == "egress"
     src_id, dst_id = (event.identity, event.peer_identity) if egress else (event.peer_identity, event.identity)
-    version = event.source.version if event.source is not None else 4
-    protocol = PROTOCOL_NAMES.get(event.protocol, str(event.protocol))
-    rules = (rule_name(event.rule),) if event.rule is not None else ()
+    source, destination = event.source, event.destination
+    version = source.version if source is not None else 4
+    protocol = PROTOCOL_NAMES.get(event.protocol) or str(event.protocol)
+    rule = event.rule
+    rules = (_rule_names.get(rule) or _rule_name_cached(rule),) if rule is not None else ()
+    ip_source, source_ep = enricher.side(source, src_id)
+    ip_destination, destination_ep = enricher.side(destination, dst_id)
+    forwarded = event.verdict == "FORWARDED"
+    # positional, in the order of Flow's fields (keywords cost ~1 µs more for 19 of them)
     return Flow(
-        time_ns=event.time_ns + offset_ns,
-        verdict=event.verdict,
-        type=event.type,
-        node_name=node_name,
-        traffic_direction="EGRESS" if egress else "INGRESS",
-        ip_source=str(event.source or ""),
-        ip_destination=str(event.destination or ""),
-        ip_version=version,
-        protocol=protocol,
-        source_port=event.sport,
-        destination_port=event.dport,
-        tcp_flags=tcp_flag_names(event.tcp_flags) if protocol == "TCP" else (),
-        source=enricher.endpoint(event.source, src_id),
-        destination=enricher.endpoint(event.destination, dst_id),
-        drop_reason_desc=DROP_REASON_NAMES.get(event.drop_reason, event.drop_reason_desc) if event.drop_reason else "",
-        is_reply=event.is_reply,
-        allowed_by=rules if event.verdict == "FORWARDED" else (),
-        denied_by=rules if event.verdict != "FORWARDED" else (),
-        count=event.count,
+        event.time_ns + offset_ns,
+        event.verdict,
+        event.type,
+        node_name,
+        "EGRESS" if egress else "INGRESS",
+        ip_source,
+        ip_destination,
+        version,
+        protocol,
+        event.sport,
+        event.dport,
+        tcp_flag_names(event.tcp_flags) if protocol == "TCP" else (),
+        source_ep,
+        destination_ep,
+        DROP_REASON_NAMES.get(event.drop_reason, event.drop_reason_desc) if event.drop_reason else "",
+        event.is_reply,
+        rules if forwarded else (),
+        () if forwarded else rules,
+        event.count,
     )
+
+
+# The names of the rules events named lately (a rule id's RuleRef is the same object for every event).
+_rule_names: dict[RuleRef, RuleName] = {}
+
+
+def _rule_name_cached(ref: RuleRef) -> RuleName:
+    if len(_rule_names) >= 4096:
+        _rule_names.clear()
+    name = _rule_names[ref] = rule_name(ref)
+    return name

@@ -9,7 +9,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from .model import Flow, from_line, to_line
+from .model import Flow, from_line, to_line_bytes
 
 
 class JsonlExporter:
@@ -24,11 +24,24 @@ class JsonlExporter:
         self._size = self._file.tell()
 
     def write(self, flow: Flow) -> None:
-        line = (to_line(flow) + "\n").encode()
-        if self._size and self._size + len(line) > self.max_bytes:
-            self._rotate()
-        self._file.write(line)
-        self._size += len(line)
+        self.write_all((flow,))
+
+    def write_all(self, flows: Iterable[Flow]) -> None:
+        """Append flows, one line each, rotating when the next line would pass ``max_bytes``: one write
+        call per file for the batch."""
+        chunk: list[bytes] = []
+        size = self._size
+        for flow in flows:
+            line = to_line_bytes(flow) + b"\n"
+            if size and size + len(line) > self.max_bytes:
+                self._file.write(b"".join(chunk))
+                chunk.clear()
+                self._rotate()
+                size = 0
+            chunk.append(line)
+            size += len(line)
+        self._file.write(b"".join(chunk))
+        self._size = size
 
     def flush(self) -> None:
         self._file.flush()

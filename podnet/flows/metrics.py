@@ -7,6 +7,7 @@ gauges after each policy sync and the lost-events counter from the kernel's coun
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest, start_http_server
@@ -41,17 +42,29 @@ class FlowMetrics:
         self._drop_children: dict[str, Any] = {}
 
     def observe(self, flow: Flow) -> None:
-        key = (flow.verdict, flow.type, flow.traffic_direction)
-        child = self._flow_children.get(key)
-        if child is None:
-            child = self._flow_children[key] = self.flows.labels(*key)
-        child.inc()
-        if flow.verdict == "DROPPED":
-            reason = flow.drop_reason_desc or "UNKNOWN"
+        self.observe_all((flow,))
+
+    def observe_all(self, flows: Iterable[Flow]) -> None:
+        """Count a batch of flows: tallied here first, so each labelled child is incremented (and locked)
+        once per batch, not once per flow."""
+        by_key: dict[tuple[str, str, str], int] = {}
+        drops: dict[str, int] = {}
+        for flow in flows:
+            key = (flow.verdict, flow.type, flow.traffic_direction)
+            by_key[key] = by_key.get(key, 0) + 1
+            if flow.verdict == "DROPPED":
+                reason = flow.drop_reason_desc or "UNKNOWN"
+                drops[reason] = drops.get(reason, 0) + flow.count
+        for labels, n in by_key.items():
+            child = self._flow_children.get(labels)
+            if child is None:
+                child = self._flow_children[labels] = self.flows.labels(*labels)
+            child.inc(n)
+        for reason, n in drops.items():
             drop = self._drop_children.get(reason)
             if drop is None:
                 drop = self._drop_children[reason] = self.drops.labels(reason)
-            drop.inc(flow.count)
+            drop.inc(n)
 
     def set_lost(self, total: int) -> None:
         """The kernel's lost-events counter (a running total); the metric follows it."""

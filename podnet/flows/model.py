@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import orjson
+
 Verdict = Literal["FORWARDED", "DROPPED", "AUDIT"]
 TrafficDirection = Literal["INGRESS", "EGRESS"]
 FlowType = Literal["policy-verdict", "drop", "trace"]
@@ -18,6 +20,8 @@ FlowType = Literal["policy-verdict", "drop", "trace"]
 EVENT_TYPE_CODE: dict[FlowType, int] = {"drop": 1, "trace": 4, "policy-verdict": 5}
 EVENT_TYPE_NAME: dict[int, FlowType] = {v: k for k, v in EVENT_TYPE_CODE.items()}
 L4_PROTOCOLS = ("TCP", "UDP", "SCTP", "ICMPv4", "ICMPv6")
+# "%Y-%m-%dT%H:%M:%S" of recent seconds: flows come in bursts, and strftime costs ~1.5 µs (bounded)
+_seconds: dict[int, str] = {}
 TCP_FLAG_BITS = (("FIN", 0x01), ("SYN", 0x02), ("RST", 0x04), ("PSH", 0x08), ("ACK", 0x10), ("URG", 0x20))
 
 
@@ -36,6 +40,17 @@ class FlowEndpoint:
     pod_name: str = ""
     labels: tuple[str, ...] = ()
     workloads: tuple[Workload, ...] = ()
+    # to_json() serialized, made on first use by json_fragment() (not a value: not compared or hashed)
+    _fragment: orjson.Fragment | None = field(default=None, init=False, repr=False, compare=False, hash=False)
+
+    def json_fragment(self) -> orjson.Fragment:
+        """:meth:`to_json` as serialized JSON, kept: the flows of a pod pair share their endpoints, so the
+        JSON lines of the agent's export serialize each endpoint once (~1 µs less per flow)."""
+        fragment = self._fragment
+        if fragment is None:
+            fragment = orjson.Fragment(orjson.dumps(self.to_json()))
+            object.__setattr__(self, "_fragment", fragment)
+        return fragment
 
     def label_map(self) -> dict[str, str]:
         """Labels without their source prefix: ``k8s:app=web`` → ``{"app": "web"}``."""
@@ -118,9 +133,12 @@ def tcp_flag_names(bits: int) -> tuple[str, ...]:
     return tuple(name for name, bit in TCP_FLAG_BITS if bits & bit)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)
 class Flow:
     """One decision of the kernel on one node: a new connection judged, or packets dropped.
+
+    A value: nothing changes a flow once made (hashable and compared by its fields). Not ``frozen``:
+    the agent makes one per kernel event, and a frozen dataclass of 19 fields takes ~2 µs longer to build.
 
     ``time_ns`` is wall-clock nanoseconds since the epoch. ``protocol`` is one of :data:`L4_PROTOCOLS`
     (or the number as text); ``tcp_flags`` names the flags of the packet that was judged. ``count`` is
@@ -157,10 +175,18 @@ class Flow:
     def time_text(self) -> str:
         """RFC 3339 with nanoseconds, UTC, as Hubble writes ``time``."""
         secs, nanos = divmod(self.time_ns, 1_000_000_000)
-        stamp = dt.datetime.fromtimestamp(secs, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        stamp = _seconds.get(secs)
+        if stamp is None:
+            if len(_seconds) >= 64:
+                _seconds.clear()
+            stamp = _seconds[secs] = dt.datetime.fromtimestamp(secs, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
         return f"{stamp}.{nanos:09d}Z"
 
     def to_json(self) -> dict[str, Any]:
+        return self._doc(self.source.to_json(), self.destination.to_json())
+
+    def _doc(self, source: Any, destination: Any) -> dict[str, Any]:
+        """The JSON object with these endpoints' (dicts, or serialized fragments for orjson)."""
         ports: dict[str, Any] = {"source_port": self.source_port, "destination_port": self.destination_port}
         if self.protocol == "TCP":
             ports["flags"] = {name: True for name in self.tcp_flags}
@@ -173,8 +199,8 @@ class Flow:
                 "ipVersion": f"IPv{self.ip_version}",
             },
             "l4": {self.protocol: ports if self.protocol in ("TCP", "UDP", "SCTP") else {}},
-            "source": self.source.to_json(),
-            "destination": self.destination.to_json(),
+            "source": source,
+            "destination": destination,
             "Type": "L3_L4",
             "node_name": self.node_name,
             "event_type": {"type": EVENT_TYPE_CODE[self.type]},
@@ -241,9 +267,13 @@ def parse_time(text: str) -> int:
 
 def to_line(flow: Flow) -> str:
     """One JSON line in the form of Hubble's GetFlowsResponse (``hubble observe -o json``, Hubble's exporter)."""
-    return json.dumps(
-        {"flow": flow.to_json(), "node_name": flow.node_name, "time": flow.time_text}, separators=(",", ":")
-    )
+    return to_line_bytes(flow).decode()
+
+
+def to_line_bytes(flow: Flow) -> bytes:
+    """:func:`to_line` as UTF-8, without the newline: compact JSON (orjson: a fraction of ``json.dumps``)."""
+    doc = flow._doc(flow.source.json_fragment(), flow.destination.json_fragment())
+    return orjson.dumps({"flow": doc, "node_name": flow.node_name, "time": doc["time"]})
 
 
 def from_line(line: str) -> Flow:

@@ -30,6 +30,16 @@ class FlowStore:
             self._seq += 1
             self._ring.append((self._seq, flow))
 
+    def add_all(self, flows: list[Flow]) -> None:
+        """:meth:`add` for a batch, under one lock."""
+        with self._lock:
+            ring, seq = self._ring, self._seq
+            self.overwritten += max(0, len(ring) + len(flows) - self.capacity)
+            for flow in flows:
+                seq += 1
+                ring.append((seq, flow))
+            self._seq = seq
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._ring)

@@ -147,6 +147,8 @@ class EbpfDatapath:
         try:
             for name in MAPS:
                 m = libbpf.check_ptr(lib.bpf_object__find_map_by_name(obj, name.encode()), f"map {name}")
+                if name == "pn_events":
+                    self._drop_resized_ring(lib.bpf_map__max_entries(m))
                 libbpf.check(lib.bpf_map__set_pin_path(m, str(self.pin_dir / name).encode()), f"pin path {name}")
             libbpf.recent.clear()
             rc = lib.bpf_object__load(obj)
@@ -176,6 +178,14 @@ class EbpfDatapath:
             ref = rule_from_text(raw)
             self._rules[rid] = ref
             self._rule_ids.setdefault(ref, rid)
+
+    def _drop_resized_ring(self, size: int) -> None:
+        """Unpin a ``pn_events`` ring buffer of another size than this build's (an agent before its resize
+        pinned it): libbpf would refuse to reuse it. Its unread events go; the programs still attached
+        write into it until the load swaps them for the new ones, which write into the new ring."""
+        pin = self.pin_dir / "pn_events"
+        if pin.exists() and libbpf.pinned_map_max_entries(str(pin)) != size:
+            pin.unlink()
 
     def close(self) -> None:
         """Release this process's handles. Programs, filters and pinned maps stay: enforcement goes on."""

@@ -13,6 +13,20 @@ from .codecs import DIR_NAME, DROP_REASONS, EVENT, EVENT_DROP, VERDICT_ALLOW, VE
 EventType = Literal["policy-verdict", "drop"]
 EventVerdict = Literal["FORWARDED", "DROPPED", "AUDIT"]
 PROTOCOL_NAMES = {1: "ICMP", 6: "TCP", 17: "UDP", 58: "ICMPv6", 132: "SCTP"}
+# The addresses of recent events by their kernel bytes: a flood repeats a few addresses, and an address
+# object costs ~0.4 µs to make (a cached one ~0.1 µs). Bounded: emptied when it reaches ADDRESS_CACHE_SIZE.
+ADDRESS_CACHE_SIZE = 4096
+_addresses: dict[bytes, IPAddress] = {}
+
+
+def _address(family: int, raw: bytes) -> IPAddress:
+    key = raw[:4] if family == 4 else raw  # the length tells the families apart
+    addr = _addresses.get(key)
+    if addr is None:
+        if len(_addresses) >= ADDRESS_CACHE_SIZE:
+            _addresses.clear()
+        addr = _addresses[key] = addr_from16(family, raw)
+    return addr
 
 
 @dataclass(slots=True)
@@ -90,7 +104,7 @@ def decode_event(raw: bytes, rules: dict[int, RuleRef]) -> DatapathEvent:
     ) = EVENT.unpack(raw[: EVENT.size])
     src = dst = None
     if family in (4, 6):
-        src, dst = addr_from16(family, saddr), addr_from16(family, daddr)
+        src, dst = _address(family, saddr), _address(family, daddr)
     return DatapathEvent(
         time_ns=time_ns,
         type="drop" if etype == EVENT_DROP else "policy-verdict",

@@ -111,6 +111,8 @@ def lib() -> ctypes.CDLL:
         "bpf_map_delete_elem": (i, [i, p]),
         "bpf_map_get_next_key": (i, [i, p, p]),
         "bpf_obj_get": (i, [ctypes.c_char_p]),
+        "bpf_obj_get_info_by_fd": (i, [i, p, ctypes.POINTER(ctypes.c_uint32)]),
+        "bpf_map__max_entries": (ctypes.c_uint32, [p]),
         "bpf_tc_hook_create": (i, [ctypes.POINTER(TcHook)]),
         "bpf_tc_hook_destroy": (i, [ctypes.POINTER(TcHook)]),
         "bpf_tc_attach": (i, [ctypes.POINTER(TcHook), ctypes.POINTER(TcOpts)]),
@@ -130,6 +132,19 @@ def lib() -> ctypes.CDLL:
     handle.libbpf_set_print(_print_cb)
     _lib = handle
     return handle
+
+
+def pinned_map_max_entries(path: str) -> int:
+    """``max_entries`` of the map pinned at ``path`` (for a ring buffer: its size in bytes)."""
+    handle = lib()
+    fd = check(handle.bpf_obj_get(path.encode()), f"open pinned map {path}")
+    try:
+        info = ctypes.create_string_buffer(80)  # struct bpf_map_info: type, id, key_size, value_size, max_entries, ...
+        size = ctypes.c_uint32(len(info))
+        check(handle.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size)), f"info of pinned map {path}")
+        return int.from_bytes(info.raw[16:20], "little")
+    finally:
+        os.close(fd)
 
 
 def check(rc: int, what: str) -> int:

@@ -143,7 +143,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4 << 20);
+	__uint(max_entries, 16 << 20); /* ~210,000 records of 80 bytes (72 and the ring's header) */
 } pn_events SEC(".maps");
 
 /* IPv4 fragments: the first one carries the ports, the others find them here by datagram. */

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import ipaddress
+import os
 import secrets
 import subprocess
 import sys
 import time
 from typing import Any
 
-from podnet.datapath.ebpf import DatapathEvent
+from podnet.datapath.ebpf import DatapathEvent, libbpf
 from podnet.datapath.ebpf.codecs import CT_VALUE, CtEntry
 from podnet.flows.decoder import Enricher, decode
 from podnet.k8s.model import Protocol
@@ -20,6 +22,8 @@ from podnet.policy.mapimage import map_image
 from .agents import HOLD
 from .conftest import NAMESPACE, SCTP_PORTS, TCP_PORTS, UDP_PORTS, Lab
 from .topology import sh
+
+BPF_MAP_TYPE_RINGBUF = 27
 
 PODS = ("web", "db", "client")
 
@@ -803,6 +807,44 @@ def test_enforcement_survives_the_process_and_a_restart_has_no_gap(lab: Lab) -> 
     assert all(s == (0, 0) for s in stats.values()), stats
     assert lab.dp is not None and len(lab.dp.rules) > 0
     assert_matches_compiler(lab, compiled, sample)
+
+
+def test_a_restart_replaces_an_event_ring_of_another_size(lab: Lab) -> None:
+    """An agent of a build with another ring buffer size pinned ``pn_events``: the next one loads (libbpf
+    would refuse to reuse the pin), pins a ring of its own size, and its events arrive there."""
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    assert lab.dp is not None
+    pin = lab.pin_dir / "pn_events"
+    size = libbpf.pinned_map_max_entries(str(pin))
+    assert size >= 16 << 20  # this build's ring: ~210,000 records
+    lab.dp.close()
+    lab.dp = None
+    gc.collect()
+    handle = libbpf.lib()
+    create = handle.bpf_map_create
+    create.restype, create.argtypes = (
+        ctypes.c_int,
+        [ctypes.c_int, ctypes.c_char_p] + [ctypes.c_uint32] * 3 + [ctypes.c_void_p],
+    )
+    old = libbpf.check(create(BPF_MAP_TYPE_RINGBUF, b"pn_events", 0, 0, 4 << 20, None), "create a 4 MiB ring")
+    pin_fn = handle.bpf_obj_pin
+    pin_fn.restype, pin_fn.argtypes = ctypes.c_int, [ctypes.c_int, ctypes.c_char_p]
+    try:
+        pin.unlink()
+        libbpf.check(pin_fn(old, str(pin).encode()), "pin the 4 MiB ring")
+    finally:
+        os.close(old)
+    assert libbpf.pinned_map_max_entries(str(pin)) == 4 << 20
+    lab.open()
+    assert libbpf.pinned_map_max_entries(str(pin)) == size
+    stats = lab.apply(compiled)
+    assert all(s == (0, 0) for s in stats.values()), stats  # the policy maps were reused as they were
+    drain(lab)
+    case: Case = ("web", "client", "UDP", 53)
+    run_cases(lab, [case])
+    events = [e for e in lab.dp.events(timeout=0.3) if e.dport == 53 and e.protocol == 17]
+    assert events and {e.source for e in events} == {lab.topo.pods["web"].ip}
 
 
 def test_destroy_removes_exactly_what_was_created(lab: Lab) -> None:

@@ -7,6 +7,7 @@ policy images); the cluster source is a :class:`StaticSource`. No root, no kerne
 from __future__ import annotations
 
 import ipaddress
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,6 +17,8 @@ from hypothesis import strategies as st
 from podnet.agent.endpoints import Endpoint, EndpointRegistry
 from podnet.agent.policy import PolicyLoop
 from podnet.datapath.ebpf.events import DatapathEvent
+from podnet.flows.collector import FlowCollector
+from podnet.flows.store import FlowStore
 from podnet.k8s.source import StaticSource
 from podnet.policy.identity import IdentityTable
 from podnet.policy.mapimage import MapImage
@@ -226,3 +229,55 @@ def test_a_crash_in_the_update_starts_over_from_nothing() -> None:
     assert loop.sync_once()
     assert loop.compiler.compiles == 1
     assert dp.state() == _fresh_state(loop, source, registry)
+
+
+def _event(port: int) -> DatapathEvent:
+    a, b = ipaddress.ip_address("10.9.0.1"), ipaddress.ip_address("10.9.0.2")
+    return DatapathEvent(1, "drop", "DROPPED", 133, "denied", 7, 1, 2, "ingress", 17, a, b, 1, port, 0, 1, 0, None)
+
+
+class QuietSource(StaticSource):
+    """A cluster source with no changes that records how long the loop waits for one."""
+
+    def __init__(self) -> None:
+        super().__init__([])
+        self.waits: list[float | None] = []
+
+    def next_change(self, timeout: float | None = None) -> Any:
+        self.waits.append(timeout)
+        if timeout:
+            time.sleep(timeout)
+        return None
+
+
+class EventsDatapath(MemoryDatapath):
+    def __init__(self, events: list[DatapathEvent]) -> None:
+        super().__init__()
+        self.pending = events
+
+    def events(self, timeout: float = 0.0) -> Iterator[DatapathEvent]:
+        while self.pending:
+            yield self.pending.pop(0)
+
+    def counters(self) -> dict[str, int]:
+        return {"events_lost": 0}
+
+
+def test_the_loop_drains_again_without_waiting_while_events_are_left(monkeypatch: Any) -> None:
+    import podnet.flows.collector as collector_mod
+
+    monkeypatch.setattr(collector_mod, "MAX_EVENTS_PER_TICK", 3)
+    source = QuietSource()
+    dp = EventsDatapath([_event(port) for port in range(10)])
+    flows = FlowCollector("n1", FlowStore(100))
+    loop = PolicyLoop(source, EndpointRegistry(None), dp, flows)
+    loop.start()
+    try:
+        deadline = time.monotonic() + 5
+        while flows.events < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        loop.close()
+    assert flows.events == 10 and [f.destination_port for f in flows.store.query()[0]] == list(range(10))
+    # three full drains of 3 look for changes without waiting; the last (1 event) waits as usual
+    assert source.waits[:4] == [0.0, 0.0, 0.0, 0.1]

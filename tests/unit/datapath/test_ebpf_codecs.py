@@ -132,3 +132,18 @@ def test_event_decoding() -> None:
     e = decode_event(raw, {4: ref})
     assert (e.type, e.verdict, e.drop_reason_desc, e.direction) == ("drop", "DROPPED", "policy denied", "egress")
     assert (e.source, e.destination, e.sport, e.dport, e.count, e.rule) == (src, dst, 40000, 80, 3, ref)
+
+
+def test_event_addresses_of_both_families_are_told_apart_by_the_address_cache() -> None:
+    def raw(family: int, src: bytes, dst: bytes) -> bytes:
+        return EVENT.pack(5, 7, 300, 301, 0, 1, 1, 1, 0, 1, family, 17, 0, 0, 1, 2, src, dst)
+
+    v4 = ipaddress.ip_address("10.0.0.1").packed.ljust(16, b"\0")
+    v6 = ipaddress.ip_address("a00:1::").packed  # the same first four bytes as 10.0.0.1
+    other = ipaddress.ip_address("10.0.0.9").packed.ljust(16, b"\0")
+    for _ in range(2):  # the second time from the cache
+        e4, e6 = decode_event(raw(4, v4, other), {}), decode_event(raw(6, v6, v6), {})
+        assert (str(e4.source), str(e4.destination)) == ("10.0.0.1", "10.0.0.9")
+        assert (str(e6.source), str(e6.destination)) == ("a00:1::", "a00:1::")
+    e = decode_event(raw(0, v4, v4), {})  # not an IP packet: no addresses
+    assert e.source is None and e.destination is None

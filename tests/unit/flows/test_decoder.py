@@ -3,6 +3,8 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+import pytest
+
 from podnet.datapath.ebpf.events import DatapathEvent
 from podnet.flows.collector import FlowCollector
 from podnet.flows.decoder import Enricher, decode
@@ -144,3 +146,66 @@ def test_the_node_itself_is_reserved_host_and_its_rule_is_named() -> None:
     assert f.verdict == "FORWARDED" and f.destination.pod_name == "backend-0"
     assert f.source.identity == 1 and f.source.labels == ("reserved:host",) and f.source.pod_name == ""
     assert f.allowed_by == (RuleName("host", "", "ingress", -1, ""),)
+
+
+def test_enrichment_is_cached_per_side_and_a_sync_brings_the_new_pods() -> None:
+    c = cluster()
+    ids = compile_cluster(c).identities
+    col = FlowCollector("n1", FlowStore(10))
+    col.synced(c.pods, ids, [], policy_entries=0, endpoints=0)
+    late = A("10.246.1.9")
+    src = FakeEvents([event(source=late), event(source=late, sport=1)])
+    col.drain(src)
+    flows, _ = col.store.query()
+    assert [f.source.pod_name for f in flows] == ["", ""] and flows[0].source is flows[1].source
+    assert flows[0].ip_source == "10.246.1.9" and flows[0].source.labels == ("reserved:world",)
+    # the pod appears (a sync): the next flows from that address name it
+    c.pods.append(Pod("api", "late-0", {"app": "late"}, ips=(late,)))
+    ids = compile_cluster(c).identities
+    col.synced(c.pods, ids, [], policy_entries=0, endpoints=0)
+    col.drain(FakeEvents([event(source=late)]))
+    flows, _ = col.store.query()
+    assert flows[-1].source.pod_name == "late-0" and flows[-1].source.namespace == "api"
+
+
+def test_the_side_cache_is_bounded(monkeypatch: Any) -> None:
+    import podnet.flows.decoder as decoder_mod
+
+    monkeypatch.setattr(decoder_mod, "SIDE_CACHE_SIZE", 4)
+    enr, _ = enricher()
+    for i in range(10):
+        text, ep = enr.side(A(f"192.0.2.{i}"), 2)
+        assert text == f"192.0.2.{i}" and ep.labels == ("reserved:world",)
+        assert len(enr._sides) <= 4
+    assert enr.side(None, 5) == ("", enr.endpoint(None, 5))
+
+
+def test_collector_drains_at_most_a_tick_of_events_at_once(monkeypatch: Any) -> None:
+    import podnet.flows.collector as collector_mod
+
+    monkeypatch.setattr(collector_mod, "MAX_EVENTS_PER_TICK", 3)
+    col = FlowCollector("n1", FlowStore(10))
+    src = FakeEvents([event(sport=i) for i in range(5)])
+    assert col.drain(src) == 3 and col.backlog  # the agent's loop then drains again without waiting
+    assert col.drain(src) == 2 and not col.backlog and col.drain(src) == 0
+    assert [f.source_port for f in col.store.query()[0]] == [0, 1, 2, 3, 4]
+
+
+def test_a_failing_export_file_costs_the_flows_only_the_file(tmp_path: Any) -> None:
+    from podnet.flows.export import JsonlExporter
+
+    class FullDisk(JsonlExporter):
+        def write_all(self, flows: Any) -> None:
+            raise OSError(28, "No space left on device")
+
+    metrics = FlowMetrics()
+    col = FlowCollector("n1", FlowStore(10), FullDisk(tmp_path / "f.jsonl"), metrics)
+    with pytest.raises(OSError, match="No space"):  # reaches the loop, which logs it
+        col.drain(FakeEvents([event(), event(sport=2)]))
+    assert len(col.store) == 2
+    assert (
+        metrics.registry.get_sample_value(
+            "podnet_flows_processed_total", {"verdict": "FORWARDED", "type": "policy-verdict", "direction": "INGRESS"}
+        )
+        == 2
+    )

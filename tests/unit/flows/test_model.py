@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+import datetime as dt
 import json
 
-from podnet.flows.model import Flow, from_line, parse_time, to_line
+import orjson
+
+from podnet.flows.model import Flow, FlowEndpoint, from_line, parse_time, to_line, to_line_bytes
 
 from .helpers import T0, dropped, flow, sample
 
@@ -43,3 +46,24 @@ def test_parse_time_keeps_nanoseconds_and_offsets() -> None:
     assert parse_time("1970-01-01T00:00:01.000000007Z") == 1_000_000_007
     assert parse_time("1970-01-01T01:00:01+01:00") == 1_000_000_000
     assert parse_time("1970-01-01T00:00:02.5Z") == 2_500_000_000
+
+
+def test_json_lines_are_the_standard_librarys_compact_json() -> None:
+    for f in [*sample(), dropped(9, count=3), flow(1, protocol="ICMPv4", tcp_flags=())]:
+        doc = {"flow": f.to_json(), "node_name": f.node_name, "time": f.time_text}
+        assert to_line(f) == json.dumps(doc, separators=(",", ":"))
+        assert to_line_bytes(f) == to_line(f).encode()
+
+
+def test_time_text_of_many_seconds() -> None:
+    for secs in (0, 1, 59, 86_399, 1_795_000_000, *range(1_795_000_000, 1_795_000_200)):  # past the cache's size
+        f = flow(0, time_ns=secs * 1_000_000_000 + 7)
+        assert f.time_text == dt.datetime.fromtimestamp(secs, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.000000007Z")
+
+
+def test_an_endpoints_serialized_form_is_kept_and_is_not_part_of_its_value() -> None:
+    f = flow(0)
+    fresh = FlowEndpoint.from_json(f.source.to_json())
+    assert f.source.json_fragment() is f.source.json_fragment()  # made once
+    assert fresh == f.source and hash(fresh) == hash(f.source) and "_fragment" not in repr(f.source)
+    assert orjson.loads(orjson.dumps({"x": fresh.json_fragment()})) == {"x": f.source.to_json()}

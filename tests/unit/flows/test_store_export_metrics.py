@@ -9,6 +9,7 @@ import pytest
 from podnet.flows.export import JsonlExporter, read_jsonl
 from podnet.flows.filters import FilterTerm, build
 from podnet.flows.metrics import FlowMetrics
+from podnet.flows.model import to_line_bytes
 from podnet.flows.store import FlowStore
 
 from .helpers import dropped, flow, sample
@@ -113,3 +114,45 @@ def test_metrics_serve_on_loopback_only() -> None:
         assert 'podnet_flows_processed_total{direction="INGRESS",type="policy-verdict",verdict="FORWARDED"} 1.0' in body
     finally:
         m.close()
+
+
+def test_store_add_all_is_add_for_each() -> None:
+    one, batch = FlowStore(4), FlowStore(4)
+    for f in sample():
+        one.add(f)
+    batch.add_all(sample()[:1])
+    batch.add_all(sample()[1:])
+    batch.add_all([])
+    assert batch.query() == one.query() and batch.overwritten == one.overwritten == 2
+
+
+def test_export_batch_rotates_inside_the_batch(tmp_path: Path) -> None:
+    path = tmp_path / "flows.jsonl"
+    written = [flow(i) for i in range(10)]
+    line_size = len(to_line_bytes(written[0])) + 1
+    exp = JsonlExporter(path, max_bytes=line_size * 3, backups=5)
+    exp.write_all(written[:8])
+    exp.write_all(written[8:])
+    exp.close()
+    kept = []
+    for name in ("flows.jsonl.3", "flows.jsonl.2", "flows.jsonl.1", "flows.jsonl"):
+        assert (tmp_path / name).stat().st_size <= line_size * 3
+        with open(tmp_path / name) as fh:
+            kept.extend(read_jsonl(fh))
+    assert kept == written
+
+
+def test_metrics_of_a_batch_are_the_sum_of_its_flows() -> None:
+    one, batch = FlowMetrics(), FlowMetrics()
+    flows = [*sample(), dropped(7, drop_reason_desc=""), dropped(8, count=4)]
+    for f in flows:
+        one.observe(f)
+    batch.observe_all(flows[:2])
+    batch.observe_all(flows[2:])
+
+    def samples(m: FlowMetrics) -> list[tuple[str, dict[str, str], float]]:
+        found = [(s.name, s.labels, s.value) for f in m.registry.collect() for s in f.samples]
+        return [s for s in found if "_created" not in s[0]]
+
+    assert samples(one) == samples(batch) and len(samples(one)) > 4
+    assert sample_value(batch, "podnet_drop_total", reason="UNKNOWN") == 1
