@@ -313,6 +313,7 @@ def main() -> None:
         BPF_STATS.write_text(stats_were)
         for name, rounds in runs.items():
             result[name] = {k: statistics.median(r[k] for r in rounds if k in r) for k in rounds[0]}
+        result["rounds"] = {name: [round(r["gbit_s"], 2) for r in rounds] for name, rounds in runs.items()}
 
         # the same ratios per round, then their median: a round's figures were measured minutes apart at most,
         # so the VM's drift over the whole run cancels out of them
