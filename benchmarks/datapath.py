@@ -274,8 +274,20 @@ def main() -> None:
         client, server = topo.pods["client"], topo.pods["server"]
         compiled_by_n = {n: cluster(topo, n) for n in (10, 10000)}
         runs: dict[str, list[dict[str, float]]] = {}
-        stats_were = BPF_STATS.read_text().strip()
-        BPF_STATS.write_text("1")  # the kernel times every program run (restored below, and in finally)
+
+        def cross_node(variant: str) -> None:
+            """The two nodes routed without programs, or with the datapath on both (pods and uplinks)."""
+            for d, t in ((dp_a, nodes[0]), (dp_b, nodes[1])):
+                for pod in t.pods.values():
+                    if variant == "ebpf":
+                        apply(d, t, cross)
+                    elif d.endpoints():
+                        d.detach(pod.host_veth)
+                if variant == "ebpf":
+                    d.attach_uplink(f"pnu{t.suffix}")
+                else:
+                    d.detach_uplink(f"pnu{t.suffix}")
+
         for round_no in range(args.repeat):  # interleaved rounds; each figure is the median over rounds
             runs.setdefault("bare_veth", []).append(
                 {
@@ -285,32 +297,39 @@ def main() -> None:
             )
             for n, compiled in compiled_by_n.items():
                 apply(dp, topo, compiled)
-                stats0 = program_stats(dp.pin_dir)
                 runs.setdefault(f"ebpf_{n}_policies", []).append(measure(server, client, args))
-                for prog, ns in ns_per_run(stats0, program_stats(dp.pin_dir)).items():
-                    runs[f"ebpf_{n}_policies"][-1][f"{prog}_ns_per_run"] = ns
             # across nodes: the same two nodes routed without programs, and with the datapath on both,
             # in alternating order from round to round (the shared machine drifts within a round)
             for variant in ("routed", "ebpf") if round_no % 2 == 0 else ("ebpf", "routed"):
-                for d, t in ((dp_a, nodes[0]), (dp_b, nodes[1])):
-                    for pod in t.pods.values():
-                        if variant == "ebpf":
-                            apply(d, t, cross)
-                        elif d.endpoints():
-                            d.detach(pod.host_veth)
-                    if variant == "ebpf":
-                        d.attach_uplink(f"pnu{t.suffix}")
-                    else:
-                        d.detach_uplink(f"pnu{t.suffix}")
+                cross_node(variant)
                 neigh0, uplink0 = dp_a.counters()["redirected_neigh"], dp_b.counters()["redirected_uplink"]
-                stats0 = program_stats(dp_b.pin_dir)
                 runs.setdefault(f"cross_node_{variant}", []).append(measure(far_server, far_client, args))
                 if variant == "ebpf":
-                    for prog, ns in ns_per_run(stats0, program_stats(dp_b.pin_dir)).items():
-                        runs["cross_node_ebpf"][-1][f"{prog}_ns_per_run_receiver"] = ns
                     runs["cross_node_ebpf"][-1]["redirected_neigh"] = dp_a.counters()["redirected_neigh"] - neigh0
                     runs["cross_node_ebpf"][-1]["redirected_uplink"] = dp_b.counters()["redirected_uplink"] - uplink0
+        # What each program costs per run, timed by the kernel in rounds of their own (the timing itself
+        # costs ~80 ns a run, so the throughput rounds above run without it): the one-node pair (the
+        # data's and the ACKs' pn_from_pod), and the receiving node of the two (its pn_from_uplink too).
+        stats_were = BPF_STATS.read_text().strip()
+        BPF_STATS.write_text("1")
+        cost: dict[str, dict[str, list[float]]] = {}
+        for _ in range(2):  # 10 and 10,000 policies alternating: the per-packet cost does not depend on them
+            for n, compiled in compiled_by_n.items():
+                apply(dp, topo, compiled)
+                before = program_stats(dp.pin_dir)
+                throughput(server.netns, client.netns, str(server.ip), args.seconds)
+                for prog, per_run in ns_per_run(before, program_stats(dp.pin_dir)).items():
+                    cost.setdefault(f"one_node_{n}_policies", {}).setdefault(prog, []).append(per_run)
+        cross_node("ebpf")
+        before = program_stats(dp_b.pin_dir)
+        throughput(far_server.netns, far_client.netns, str(far_server.ip), args.seconds)
+        for prog, per_run in ns_per_run(before, program_stats(dp_b.pin_dir)).items():
+            cost.setdefault("receiving_node", {}).setdefault(prog, []).append(per_run)
+        result["program_ns_per_run"] = {
+            where: {prog: round(statistics.median(v), 1) for prog, v in progs.items()} for where, progs in cost.items()
+        }
         BPF_STATS.write_text(stats_were)
+        stats_were = None
         for name, rounds in runs.items():
             result[name] = {k: statistics.median(r[k] for r in rounds if k in r) for k in rounds[0]}
         result["rounds"] = {name: [round(r["gbit_s"], 2) for r in rounds] for name, rounds in runs.items()}
