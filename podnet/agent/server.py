@@ -83,13 +83,12 @@ def build_flows(config: AgentConfig) -> FlowCollector | None:
 
 
 def make_policy_datapath(config: AgentConfig, uplinks: Sequence[str] = ()) -> PolicyDatapath:
-    """The datapath ``config.datapath`` names: eBPF pins per node (``uplinks``: the devices found for
-    ``pn_from_uplink`` when the config names none), or the node's nftables table."""
+    """The datapath ``config.datapath`` names: eBPF pins per node (with ``pn_from_uplink`` on ``uplinks``),
+    or the node's nftables table."""
     if config.datapath == "ebpf":
         from podnet.agent.policy import EbpfPolicyDatapath
 
-        devices = config.uplinks if config.uplinks is not None else uplinks
-        return EbpfPolicyDatapath(str(config.bpf_dir / config.node_name), devices)
+        return EbpfPolicyDatapath(str(config.bpf_dir / config.node_name), uplinks)
     if config.datapath == "nft":
         from podnet.agent.nftpath import NftPolicyDatapath
 
@@ -130,7 +129,7 @@ def run_agent(config: AgentConfig) -> int:
         service.reconcile()
         flows = build_flows(config)
         node_address = (ipaddress.ip_address(datapath.node_ipv4),) if datapath.node_ipv4 else ()
-        uplinks = datapath.uplink_devices() if config.datapath == "ebpf" and config.uplinks is None else ()
+        uplinks = config.uplinks if config.uplinks is not None else datapath.uplink_devices()
         policy = start_policy(config, service, flows, node_address, uplinks)
         bound = bind_unix(config.socket_path)
         app = create_app(service, flows.store if flows is not None else None)
