@@ -287,7 +287,17 @@ static __always_inline int drop_reply(__u8 reason, __u8 dir, __u32 ifindex, cons
 		return TC_ACT_SHOT;
 	}
 	nv.last_report_ns = now;
-	bpf_map_update_elem(&pn_drops, &dk, &nv, BPF_ANY);
+	if (!dv && bpf_map_update_elem(&pn_drops, &dk, &nv, BPF_NOEXIST) != 0) {
+		/* another CPU took this flow's first report a moment ago (packets of one flow can be in two
+		 * CPUs' backlogs at once): count this one with it */
+		dv = bpf_map_lookup_elem(&pn_drops, &dk);
+		if (dv)
+			__sync_fetch_and_add(&dv->suppressed, 1);
+		count(PN_CNT_EVENTS_AGGREGATED);
+		return TC_ACT_SHOT;
+	}
+	if (dv)
+		bpf_map_update_elem(&pn_drops, &dk, &nv, BPF_ANY);
 	emit(PN_EVENT_DROP, PN_VERDICT_DENY, reason, dir, ifindex, ep, peer, rule, dv ? dv->suppressed + 1 : 1, p,
 	     is_reply);
 	return TC_ACT_SHOT;
