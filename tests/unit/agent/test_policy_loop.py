@@ -155,6 +155,19 @@ def _pod(name: str, labels: dict[str, str], ip: str | None = None) -> Obj:
     return obj
 
 
+def _synced_with_web_0(objects: list[Obj]) -> tuple[StaticSource, EndpointRegistry, MemoryDatapath, PolicyLoop]:
+    """A loop over ``objects`` and pod web-0 (app=web, 10.9.0.1, its endpoint registered), synced once."""
+    source = StaticSource([*objects, _pod("web-0", {"app": "web"}, "10.9.0.1")])
+    registry = EndpointRegistry(None)
+    dp = MemoryDatapath()
+    loop = PolicyLoop(source, registry, dp)
+    source.start()
+    registry.put(_endpoint(_pod("web-0", {}), 1))
+    _drain(loop, source)
+    assert loop.sync_once()
+    return source, registry, dp, loop
+
+
 def test_a_scale_up_writes_only_the_new_endpoints_and_the_ipcache() -> None:
     ns: Obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}
     policy: Obj = {
@@ -163,14 +176,7 @@ def test_a_scale_up_writes_only_the_new_endpoints_and_the_ipcache() -> None:
         "metadata": {"name": "p", "namespace": "web"},
         "spec": {"podSelector": {}, "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "web"}}}]}]},
     }
-    source = StaticSource([ns, policy, _pod("web-0", {"app": "web"}, "10.9.0.1")])
-    registry = EndpointRegistry(None)
-    dp = MemoryDatapath()
-    loop = PolicyLoop(source, registry, dp)
-    source.start()
-    registry.put(_endpoint(_pod("web-0", {}), 1))
-    _drain(loop, source)
-    assert loop.sync_once()
+    source, registry, dp, loop = _synced_with_web_0([ns, policy])
     assert dp.writes == {"attach": 1, "image": 1, "ipcache": 1, "detach": 0}
     for n in range(2, 12):
         source.push("ADDED", _pod(f"web-{n}", {"app": "web"}, f"10.9.0.{n}"))
@@ -185,14 +191,7 @@ def test_a_scale_up_writes_only_the_new_endpoints_and_the_ipcache() -> None:
 
 
 def test_after_a_failed_sync_everything_is_written_again() -> None:
-    source = StaticSource([_pod("web-0", {"app": "web"}, "10.9.0.1")])
-    registry = EndpointRegistry(None)
-    dp = MemoryDatapath()
-    loop = PolicyLoop(source, registry, dp)
-    source.start()
-    registry.put(_endpoint(_pod("web-0", {}), 1))
-    _drain(loop, source)
-    assert loop.sync_once()
+    source, registry, dp, loop = _synced_with_web_0([])
 
     def broken(*_a: object) -> object:
         raise OSError("injected")
@@ -208,14 +207,7 @@ def test_after_a_failed_sync_everything_is_written_again() -> None:
 
 
 def test_a_crash_in_the_update_starts_over_from_nothing() -> None:
-    source = StaticSource([_pod("web-0", {"app": "web"}, "10.9.0.1")])
-    registry = EndpointRegistry(None)
-    dp = MemoryDatapath()
-    loop = PolicyLoop(source, registry, dp)
-    source.start()
-    registry.put(_endpoint(_pod("web-0", {}), 1))
-    _drain(loop, source)
-    assert loop.sync_once()
+    source, registry, dp, loop = _synced_with_web_0([])
 
     def crash(*_a: object) -> object:
         raise KeyError("a bug")
