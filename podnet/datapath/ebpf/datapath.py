@@ -264,6 +264,15 @@ class EbpfDatapath:
             undo.pop_all()
         return ifindex
 
+    def _existing_ifindex(self, device: str | int) -> int | None:
+        """``device``'s ifindex (given as one, for a link that may be gone already); None: no such device."""
+        if isinstance(device, int):
+            return device
+        try:
+            return self.ifindex(device)
+        except PodnetError:
+            return None
+
     def detach(self, host_veth: str | int) -> bool:
         """Remove the programs, the clsact qdisc if podnet created it, and the endpoint's map entries.
 
@@ -271,13 +280,9 @@ class EbpfDatapath:
         """
         lib = libbpf.lib()
         eps = self._map("pn_endpoints")
-        if isinstance(host_veth, int):
-            ifindex = host_veth
-        else:
-            try:
-                ifindex = self.ifindex(host_veth)
-            except PodnetError:
-                return False
+        ifindex = self._existing_ifindex(host_veth)
+        if ifindex is None:
+            return False
         key = IFINDEX.pack(ifindex)
         raw = eps.lookup(key)
         removed = False
@@ -320,13 +325,9 @@ class EbpfDatapath:
         for local pods then take the node's routing and meet ``pn_to_pod``. True when anything was removed."""
         lib = libbpf.lib()
         uplinks = self._map("pn_uplinks")
-        if isinstance(device, int):
-            ifindex = device
-        else:
-            try:
-                ifindex = self.ifindex(device)
-            except PodnetError:
-                return False
+        ifindex = self._existing_ifindex(device)
+        if ifindex is None:
+            return False
         key = IFINDEX.pack(ifindex)
         raw = uplinks.lookup(key)
         if raw is None:
