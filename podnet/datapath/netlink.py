@@ -135,13 +135,14 @@ class NetlinkDatapath:
     def uplink_devices(self) -> list[str]:
         """The devices other nodes' packets for this node's pods arrive on: the one holding the node's
         address, and every VXLAN or Geneve device (an overlay's decapsulated packets)."""
-        names = {link["index"]: _attr(link, "IFLA_IFNAME") or "" for link in self.host.get_links()}
+        links = self.host.get_links()
+        names = {link["index"]: _attr(link, "IFLA_IFNAME") or "" for link in links}
         found: list[str] = []
         if self.node_ipv4 is not None:
             for addr in self.host.get_addr(family=socket.AF_INET):
                 if str(addr.get_attr("IFA_ADDRESS")) == self.node_ipv4:
                     found.append(names.get(addr["index"], ""))
-        for link in self.host.get_links():
+        for link in links:
             info = _attr(link, "IFLA_LINKINFO")
             if info is not None and info.get_attr("IFLA_INFO_KIND") in ("vxlan", "geneve"):
                 found.append(_attr(link, "IFLA_IFNAME") or "")
