@@ -1,7 +1,8 @@
 """Prometheus metrics of the flows and the datapath, on a registry of their own.
 
-Observer hook (Hubble's metrics handlers): :meth:`FlowMetrics.observe` per flow; the agent sets the
-gauges after each policy sync and the lost-events counter from the kernel's counter.
+Observer hook (Hubble's metrics handlers): :meth:`FlowMetrics.observe_all` per drained batch; the agent
+sets the gauges after each policy sync, and about once a second the datapath's own counters
+(:meth:`FlowMetrics.set_counters`, which also feeds the lost-events counter).
 """
 
 from __future__ import annotations
