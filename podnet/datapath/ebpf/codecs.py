@@ -55,30 +55,38 @@ COUNTERS = (
     "redirected_neigh",
     "related",
     "redirected_uplink",
+    "peer_admitted",
 )
 N_COUNTERS = 16
 RULE_TEXT_SIZE = 1024
 
 ENDPOINT = struct.Struct("<I4s16s6sBx6s2x")
 LOCAL_KEY = struct.Struct("<B3x16s")
+LOCAL_VALUE = struct.Struct("<I6s6s")
 IFINDEX = struct.Struct("<I")
 IPCACHE_KEY = struct.Struct("<IB3x16s")
 IDENTITY = struct.Struct("<I")
 POLICY_KEY = struct.Struct("<IIIBB2s")
 POLICY_VALUE = struct.Struct("<IBBxx")
 CT_KEY = struct.Struct("<IBB2s2s2x16s16s")
-CT_VALUE = struct.Struct("<QQQQIBBxx")
+CT_VALUE = struct.Struct("<QQQQIBBH")
 EVENT = struct.Struct("<QIIIIIBBBBBBBBHH16s16s")
 COUNTER = struct.Struct("<Q")
 
 assert (
     ENDPOINT.size == 40
     and LOCAL_KEY.size == 20
+    and LOCAL_VALUE.size == 16
     and IPCACHE_KEY.size == 24
     and POLICY_KEY.size == 16
     and POLICY_VALUE.size == 8
 )
 assert CT_KEY.size == 44 and CT_VALUE.size == 40 and EVENT.size == 72
+
+
+def peer_tag(ifindex: int) -> int:
+    """A local endpoint's tag in a conntrack entry (``pn_peer_tag`` in podnet.h): never 0."""
+    return ifindex % 0xFFFF + 1
 
 
 def mac_bytes(mac: str) -> bytes:
@@ -140,6 +148,10 @@ class EndpointValue:
     def local_keys(self) -> list[bytes]:
         """The pod's addresses as ``pn_local`` keys."""
         return [LOCAL_KEY.pack(a.version, addr16(a)) for a in (self.ipv4, self.ipv6) if a is not None]
+
+    def local_value(self, ifindex: int) -> bytes:
+        """The ``pn_local`` value of the pod behind host veth ``ifindex``: the ifindex and the link's MACs."""
+        return LOCAL_VALUE.pack(ifindex, mac_bytes(self.mac), mac_bytes(self.host_mac))
 
 
 # -- ipcache -----------------------------------------------------------------------------------
@@ -289,11 +301,12 @@ class CtEntry:
     packets: int
     nbytes: int
     closing: bool
+    peer_tag: int = 0  # egress entry of a TCP connection to a local pod: that pod's tag once its ingress admitted it
 
     @classmethod
     def unpack(cls, key: bytes, value: bytes) -> CtEntry:
         ep, family, proto, lport, rport, laddr, raddr = CT_KEY.unpack(key)
-        _created, _expires, packets, nbytes, rule, origin, closing = CT_VALUE.unpack(value[: CT_VALUE.size])
+        _created, _expires, packets, nbytes, rule, origin, closing, peer = CT_VALUE.unpack(value[: CT_VALUE.size])
         return cls(
             ep,
             proto,
@@ -306,6 +319,7 @@ class CtEntry:
             packets,
             nbytes,
             bool(closing),
+            peer,
         )
 
 

@@ -46,6 +46,7 @@ from .codecs import (
     IFINDEX,
     IPCACHE_KEY,
     LOCAL_KEY,
+    LOCAL_VALUE,
     N_COUNTERS,
     POLICY_KEY,
     POLICY_VALUE,
@@ -55,6 +56,7 @@ from .codecs import (
     PolicyKey,
     identity_entries,
     mac_text,
+    peer_tag,
     pod_entries,
     policy_entries,
     rule_from_text,
@@ -74,7 +76,7 @@ MAPS: dict[str, tuple[int, int]] = {
     "pn_endpoints": (IFINDEX.size, ENDPOINT.size),
     "pn_uplinks": (IFINDEX.size, IFINDEX.size),
     "pn_ipcache": (IPCACHE_KEY.size, IDENTITY.size),
-    "pn_local": (LOCAL_KEY.size, IFINDEX.size),
+    "pn_local": (LOCAL_KEY.size, LOCAL_VALUE.size),
     "pn_pods": (LOCAL_KEY.size, IDENTITY.size),
     "pn_policy": (POLICY_KEY.size, POLICY_VALUE.size),
     "pn_ct": (CT_KEY.size, CT_VALUE.size),
@@ -147,8 +149,7 @@ class EbpfDatapath:
         try:
             for name in MAPS:
                 m = libbpf.check_ptr(lib.bpf_object__find_map_by_name(obj, name.encode()), f"map {name}")
-                if name == "pn_events":
-                    self._drop_resized_ring(lib.bpf_map__max_entries(m))
+                self._drop_incompatible(name, lib.bpf_map__max_entries(m))
                 libbpf.check(lib.bpf_map__set_pin_path(m, str(self.pin_dir / name).encode()), f"pin path {name}")
             libbpf.recent.clear()
             rc = lib.bpf_object__load(obj)
@@ -179,12 +180,20 @@ class EbpfDatapath:
             self._rules[rid] = ref
             self._rule_ids.setdefault(ref, rid)
 
-    def _drop_resized_ring(self, size: int) -> None:
-        """Unpin a ``pn_events`` ring buffer of another size than this build's (an agent before its resize
-        pinned it): libbpf would refuse to reuse it. Its unread events go; the programs still attached
-        write into it until the load swaps them for the new ones, which write into the new ring."""
-        pin = self.pin_dir / "pn_events"
-        if pin.exists() and libbpf.pinned_map_max_entries(str(pin)) != size:
+    def _drop_incompatible(self, name: str, max_entries: int) -> None:
+        """Unpin map ``name`` when an earlier build pinned it with another layout (key or value size; for
+        the ``pn_events`` ring, its size): libbpf would refuse to reuse it, and the load would fail. The
+        programs still attached use the old map until the attach calls swap them for the new ones, which
+        use the new map; what the old one held goes (a ring's unread events; ``pn_local`` is written
+        again as the agent attaches its endpoints)."""
+        pin = self.pin_dir / name
+        if not pin.exists():
+            return
+        key_size, value_size, entries = libbpf.pinned_map_sizes(str(pin))
+        if name == "pn_events":
+            if entries != max_entries:
+                pin.unlink()
+        elif (key_size, value_size) != MAPS[name]:
             pin.unlink()
 
     def close(self) -> None:
@@ -257,7 +266,7 @@ class EbpfDatapath:
                 undo.callback(eps.delete, key)
             else:
                 undo.callback(eps.update, key, old_raw)
-            self._sync_local(ifindex, value.local_keys())
+            self._sync_local(ifindex, value)
             for prog, point in PROGRAMS.items():
                 opts = libbpf.tc_opts(self._progs[prog], BPF_TC_F_REPLACE, TC_HANDLE, TC_PRIORITY)
                 libbpf.check(lib.bpf_tc_attach(libbpf.tc_hook(ifindex, point), opts), f"attach {prog}")
@@ -343,27 +352,38 @@ class EbpfDatapath:
         """The ifindexes carrying ``pn_from_uplink``."""
         return {IFINDEX.unpack(k)[0] for k in self._map("pn_uplinks").key_list()}
 
-    def _sync_local(self, ifindex: int, keys: list[bytes]) -> None:
-        """Make ``pn_local`` map exactly ``keys`` to ``ifindex`` (the endpoint's own addresses)."""
+    def _sync_local(self, ifindex: int, endpoint: EndpointValue | None) -> None:
+        """Make ``pn_local`` map exactly the endpoint's own addresses to it (none when ``endpoint`` is None)."""
         local = self._map("pn_local")
-        value = IFINDEX.pack(ifindex)
-        for k in keys:
-            local.update(k, value)
+        keys = endpoint.local_keys() if endpoint is not None else []
+        if endpoint is not None:
+            value = endpoint.local_value(ifindex)
+            for k in keys:
+                local.update(k, value)
+        mine = IFINDEX.pack(ifindex)
         for k, v in local.entries():
-            if v == value and k not in keys:
+            if v[: IFINDEX.size] == mine and k not in keys:
                 local.delete(k)
 
     def _forget_endpoint(self, ifindex: int) -> None:
-        self._sync_local(ifindex, [])
+        self._sync_local(ifindex, None)
         policy = self._map("pn_policy")
         for k in policy.key_list():
             if PolicyKey.unpack(k).endpoint == ifindex:
                 policy.delete(k)
-        for name in ("pn_ct", "pn_drops"):
-            m = self._map(name)
-            for k in m.key_list():
-                if IFINDEX.unpack(k[:4])[0] == ifindex:
-                    m.delete(k)
+        drops = self._map("pn_drops")
+        for k in drops.key_list():
+            if IFINDEX.unpack(k[:4])[0] == ifindex:
+                drops.delete(k)
+        # its connections go, and so does every other endpoint's word that it admitted one: a pod that gets
+        # its address later must judge the connection's packets itself
+        ct, tag = self._map("pn_ct"), peer_tag(ifindex)
+        for k, v in ct.entries():
+            if IFINDEX.unpack(k[:4])[0] == ifindex:
+                ct.delete(k)
+            elif CT_VALUE.unpack(v[: CT_VALUE.size])[-1] == tag:
+                with contextlib.suppress(BpfError):  # expired and evicted meanwhile: nothing to forget
+                    ct.update(k, v[: CT_VALUE.size - 2] + b"\0\0" + v[CT_VALUE.size :], libbpf.BPF_EXIST)
         self._entries.pop(ifindex, None)
 
     def endpoints(self) -> dict[int, EndpointValue]:

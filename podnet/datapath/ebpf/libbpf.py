@@ -18,6 +18,7 @@ from podnet.errors import PodnetError
 
 BPF_ANY = 0
 BPF_NOEXIST = 1
+BPF_EXIST = 2
 BPF_TC_INGRESS = 1
 BPF_TC_EGRESS = 2
 BPF_TC_F_REPLACE = 1
@@ -134,17 +135,24 @@ def lib() -> ctypes.CDLL:
     return handle
 
 
-def pinned_map_max_entries(path: str) -> int:
-    """``max_entries`` of the map pinned at ``path`` (for a ring buffer: its size in bytes)."""
+def pinned_map_sizes(path: str) -> tuple[int, int, int]:
+    """``key_size``, ``value_size`` and ``max_entries`` (for a ring buffer: its size in bytes) of the map
+    pinned at ``path``."""
     handle = lib()
     fd = check(handle.bpf_obj_get(path.encode()), f"open pinned map {path}")
     try:
         info = ctypes.create_string_buffer(80)  # struct bpf_map_info: type, id, key_size, value_size, max_entries, ...
         size = ctypes.c_uint32(len(info))
         check(handle.bpf_obj_get_info_by_fd(fd, info, ctypes.byref(size)), f"info of pinned map {path}")
-        return int.from_bytes(info.raw[16:20], "little")
+        key_size, value_size, max_entries = (int.from_bytes(info.raw[i : i + 4], "little") for i in (8, 12, 16))
+        return key_size, value_size, max_entries
     finally:
         os.close(fd)
+
+
+def pinned_map_max_entries(path: str) -> int:
+    """``max_entries`` of the map pinned at ``path`` (for a ring buffer: its size in bytes)."""
+    return pinned_map_sizes(path)[2]
 
 
 def check(rc: int, what: str) -> int:

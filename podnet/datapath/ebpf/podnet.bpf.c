@@ -16,7 +16,9 @@
  * Per new connection: peer identity from pn_ipcache (LPM), decision from pn_policy (LPM over
  * endpoint, peer, direction, protocol, port prefix; exact peer first, else the wildcard peer 0),
  * then an entry in pn_ct keyed from the endpoint's point of view, so the connection's later packets
- * and its replies pass without a policy lookup. Events go to pn_events: one per allowed new
+ * and its replies pass without a policy lookup; between two local pods, once the destination's ingress
+ * admitted a TCP connection, the source's entry says so and the destination's lookup is skipped
+ * (enforce's PN_PASS_ADMITTED). Events go to pn_events: one per allowed new
  * connection, and drops aggregated per flow and reason (one record per second at most).
  */
 #include <linux/bpf.h>
@@ -68,7 +70,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 8192);
 	__type(key, struct pn_local_key);
-	__type(value, __u32);
+	__type(value, struct pn_local_value);
 } pn_local SEC(".maps");
 
 /* Every pod address of the cluster (value: its identity): a destination found here but not in
@@ -620,10 +622,16 @@ static __always_inline int related(struct __sk_buff *skb, const struct pkt *p, _
 	return ct && ct->expires_ns > bpf_ktime_get_coarse_ns();
 }
 
-/* Conntrack, then policy for a new connection. A real function (not inlined): it runs for two
- * endpoints on the redirect path, and each copy of its locals would count against the stack. */
-static __noinline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct pn_endpoint *ep,
-				   const struct pkt *p, __u8 dir)
+/* enforce() returns this (not a TC_ACT_* value) when the packet belongs to an established TCP
+ * connection whose local destination's ingress admitted it already (pn_ct_value.peer). */
+#define PN_PASS_ADMITTED 0x100
+
+/* Conntrack, then policy for a new connection. Inlined: a call costs a return, and returns are dear
+ * where the kernel mitigates speculative returns (SRSO); the new connection's key and entry live in
+ * pn_scratch, which keeps both inlined copies within the 512-byte stack. ``peer_tag``: for an egress
+ * packet on its way to a pod of this node, that pod's tag (pn_peer_tag), else 0. */
+static __always_inline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct pn_endpoint *ep,
+				   const struct pkt *p, __u8 dir, __u16 peer_tag)
 {
 	struct pn_ct_key ck = {};
 	struct pn_scratch_value *sc;
@@ -654,6 +662,11 @@ static __noinline int enforce(struct __sk_buff *skb, __u32 ifindex, const struct
 		}
 		count(PN_CNT_CT_HIT);
 		count(PN_CNT_FORWARDED);
+		if (peer_tag && ct->peer == peer_tag && !ct->closing && p->proto == IPPROTO_TCP &&
+		    !(p->tcp_flags & (TCP_SYN | TCP_FIN | TCP_RST))) {
+			count(PN_CNT_PEER_ADMITTED);
+			return PN_PASS_ADMITTED;
+		}
 		return TC_ACT_OK;
 	}
 
@@ -728,10 +741,11 @@ static __always_inline int addr_eq(const __u8 *a, const __u8 *b, int n)
 
 /* The hop the node's forwarding would count, written in place: TTL (with the header checksum, updated
  * incrementally) or hop limit, minus one; with ``dst``, also the MACs the node would put on the frame
- * toward that pod (source: its gateway, destination: the pod). Direct writes: the headers are in the
- * linear part (pull_headers), and a TCP segment's clone may have its headers written without copying.
+ * toward that local pod (source: its gateway, destination: the pod). Direct writes: the headers are in
+ * the linear part (pull_headers), and a TCP segment's clone may have its headers written without
+ * copying.
  * -1 when the TTL would reach 0 (the node must answer with time exceeded) or the headers are not there. */
-static __always_inline int forward_hop(struct __sk_buff *skb, const struct pkt *p, const struct pn_endpoint *dst)
+static __always_inline int forward_hop(struct __sk_buff *skb, const struct pkt *p, const struct pn_local_value *dst)
 {
 	void *data = (void *)(long)skb->data;
 	void *data_end = (void *)(long)skb->data_end;
@@ -764,33 +778,52 @@ static __always_inline int forward_hop(struct __sk_buff *skb, const struct pkt *
 	return 0;
 }
 
-/* A packet the source's egress allowed, for a pod on this node: judge the destination's ingress
- * here (bpf_redirect_peer skips the destination's host veth, so pn_to_pod will not see it), then
- * rewrite L2 as the node would, decrement the TTL, and hand it straight to the pod's eth0.
- * Returns -2 when the destination is not a pod of this node, -1 when the node must handle the
- * packet itself. */
-static __always_inline int redirect_local(struct __sk_buff *skb, const struct pkt *p, __u32 from, __u32 counter)
+/* The pod of this node with the packet's destination address (its host veth and MACs); NULL: none. */
+static __always_inline struct pn_local_value *local_pod(const struct pkt *p)
 {
 	struct pn_local_key lk = {};
-	struct pn_endpoint *dst;
-	__u32 *ifindex;
-	__u32 to;
-	int verdict;
 
 	lk.family = p->family;
 	__builtin_memcpy(lk.addr, p->daddr, 16);
-	ifindex = bpf_map_lookup_elem(&pn_local, &lk);
-	if (!ifindex)
-		return -2; /* not a pod of this node */
-	if (*ifindex == from)
-		return -1;
-	to = *ifindex;
-	dst = bpf_map_lookup_elem(&pn_endpoints, &to);
-	if (!dst)
-		return -1;
-	verdict = enforce(skb, to, dst, p, PN_DIR_INGRESS);
-	if (verdict != TC_ACT_OK)
-		return verdict;
+	return bpf_map_lookup_elem(&pn_local, &lk);
+}
+
+/* The local destination ``tag`` admitted this TCP connection: say so in the source's egress entry, so
+ * the connection's later packets skip the destination's conntrack lookup (enforce's PN_PASS_ADMITTED). */
+static __noinline void admit_peer(__u32 from, const struct pkt *p, __u16 tag)
+{
+	struct pn_ct_key ck = {};
+	struct pn_ct_value *ct;
+
+	flow_key(&ck, from, p, PN_DIR_EGRESS);
+	ct = bpf_map_lookup_elem(&pn_ct, &ck);
+	if (ct && !ct->closing && ct->peer != tag)
+		ct->peer = tag;
+}
+
+/* A packet the source's egress allowed, for the pod ``dst`` of this node: judge the destination's
+ * ingress here (bpf_redirect_peer skips the destination's host veth, so pn_to_pod will not see it)
+ * unless the source's entry says that ingress admitted the connection already (``admitted``), then
+ * rewrite L2 as the node would, decrement the TTL, and hand it straight to the pod's eth0. ``from``
+ * is the source pod's host veth, 0 for a packet from another node. Returns -1 when the node must
+ * handle the packet itself. */
+static __always_inline int redirect_local(struct __sk_buff *skb, const struct pkt *p, __u32 from,
+					  const struct pn_local_value *dst, __u32 counter, int admitted)
+{
+	__u32 to = dst->ifindex;
+	int verdict;
+
+	if (!admitted) {
+		struct pn_endpoint *ep = bpf_map_lookup_elem(&pn_endpoints, &to);
+
+		if (!ep)
+			return -1;
+		verdict = enforce(skb, to, ep, p, PN_DIR_INGRESS, 0);
+		if (verdict != TC_ACT_OK)
+			return verdict;
+		if (from && p->proto == IPPROTO_TCP && !(p->tcp_flags & (TCP_FIN | TCP_RST)))
+			admit_peer(from, p, pn_peer_tag(to));
+	}
 	if (forward_hop(skb, p, dst) < 0)
 		return -1; /* let the node answer with time exceeded */
 	count(counter);
@@ -841,13 +874,18 @@ static __always_inline int redirect_remote(struct __sk_buff *skb, const struct p
 static __always_inline int from_pod_ip(struct __sk_buff *skb, __u32 ifindex, const struct pn_endpoint *ep,
 				       const struct pkt *p)
 {
-	int verdict = enforce(skb, ifindex, ep, p, PN_DIR_EGRESS);
-	int redirected;
+	struct pn_local_value *to = local_pod(p);
+	__u16 tag = to && to->ifindex != ifindex ? pn_peer_tag(to->ifindex) : 0;
+	int verdict, redirected;
 
-	if (verdict != TC_ACT_OK)
+	verdict = enforce(skb, ifindex, ep, p, PN_DIR_EGRESS, tag);
+	if (verdict != TC_ACT_OK && verdict != PN_PASS_ADMITTED)
 		return verdict;
-	redirected = redirect_local(skb, p, ifindex, PN_CNT_REDIRECTED);
-	if (redirected == -2)
+	if (to && to->ifindex == ifindex)
+		return TC_ACT_OK; /* to its own address: the node sends it back */
+	if (to)
+		redirected = redirect_local(skb, p, ifindex, to, PN_CNT_REDIRECTED, verdict == PN_PASS_ADMITTED);
+	else
 		redirected = redirect_remote(skb, p, ifindex);
 	return redirected < 0 ? TC_ACT_OK : redirected;
 }
@@ -913,7 +951,7 @@ int pn_to_pod(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	}
 	if (proto == ETH_P_IP || proto == ETH_P_IPV6)
-		return enforce(skb, ifindex, ep, &p, PN_DIR_INGRESS);
+		return enforce(skb, ifindex, ep, &p, PN_DIR_INGRESS, 0);
 	return drop(PN_DROP_INVALID, PN_DIR_INGRESS, ifindex, ep, 0, 0, &p);
 }
 
@@ -928,6 +966,7 @@ int pn_from_uplink(struct __sk_buff *skb)
 {
 	struct pkt p = {};
 	__u8 smac[ETH_ALEN] = {};
+	struct pn_local_value *to;
 	int proto, verdict;
 
 	if (skb->pkt_type != 0) /* PACKET_HOST: addressed to this device */
@@ -935,7 +974,10 @@ int pn_from_uplink(struct __sk_buff *skb)
 	proto = parse(skb, &p, smac);
 	if ((proto != ETH_P_IP && proto != ETH_P_IPV6) || p.nd)
 		return TC_ACT_OK;
-	verdict = redirect_local(skb, &p, 0, PN_CNT_REDIRECTED_UPLINK);
+	to = local_pod(&p);
+	if (!to)
+		return TC_ACT_OK;
+	verdict = redirect_local(skb, &p, 0, to, PN_CNT_REDIRECTED_UPLINK, 0);
 	return verdict < 0 ? TC_ACT_OK : verdict;
 }
 

@@ -47,6 +47,7 @@
 #define PN_CNT_REDIRECTED_NEIGH 10
 #define PN_CNT_RELATED 11
 #define PN_CNT_REDIRECTED_UPLINK 12
+#define PN_CNT_PEER_ADMITTED 13 /* a local destination's conntrack lookup skipped (pn_ct_value.peer) */
 #define PN_CNT_MAX 16
 
 /* pn_endpoints: host veth ifindex -> the pod behind it. 40 bytes. */
@@ -61,11 +62,18 @@ struct pn_endpoint {
 	__u16 pad2;
 };
 
-/* pn_local: a local pod's address -> its host veth ifindex (for redirects between local pods). */
+/* pn_local: a local pod's address -> its host veth ifindex and the MACs of its link (for redirects
+ * to local pods: the frame's addresses without a pn_endpoints lookup). */
 struct pn_local_key {
 	__u8 family;
 	__u8 pad[3];
 	__u8 addr[16];
+};
+
+struct pn_local_value {
+	__u32 ifindex;     /* the pod's host veth */
+	__u8 mac[6];       /* the pod's eth0 */
+	__u8 host_mac[6];  /* the host veth: the pod's gateway */
 };
 
 /* pn_ipcache: LPM key, data = family + 3 zero bytes + address (16 bytes, v4 in the first 4). */
@@ -114,8 +122,16 @@ struct pn_ct_value {
 	__u32 rule_id;
 	__u8 origin;       /* PN_DIR_* of the packet that opened the connection */
 	__u8 closing;
-	__u16 pad;
+	__u16 peer;        /* an endpoint's egress entry for a TCP connection to a pod of this node: that
+			    * pod's tag (pn_peer_tag of its ifindex) once its ingress admitted the connection;
+			    * 0 otherwise. The connection's later packets then skip the pod's own lookup. */
 };
+
+/* A local endpoint's tag in pn_ct_value.peer: never 0. */
+static inline __u16 pn_peer_tag(__u32 ifindex)
+{
+	return (__u16)(ifindex % 0xffff) + 1;
+}
 
 /* pn_drops: aggregation of drop events per flow and reason. */
 struct pn_drop_key {

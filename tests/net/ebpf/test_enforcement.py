@@ -12,8 +12,8 @@ import sys
 import time
 from typing import Any
 
-from podnet.datapath.ebpf import DatapathEvent, libbpf
-from podnet.datapath.ebpf.codecs import CT_VALUE, CtEntry
+from podnet.datapath.ebpf import DatapathEvent, Endpoint, libbpf
+from podnet.datapath.ebpf.codecs import CT_VALUE, CtEntry, peer_tag
 from podnet.flows.decoder import Enricher, decode
 from podnet.k8s.model import Protocol
 from podnet.policy.compiler import CompiledPolicy, Decision
@@ -23,6 +23,7 @@ from .agents import HOLD
 from .conftest import NAMESPACE, SCTP_PORTS, TCP_PORTS, UDP_PORTS, Lab
 from .topology import sh
 
+BPF_MAP_TYPE_HASH = 1
 BPF_MAP_TYPE_RINGBUF = 27
 
 PODS = ("web", "db", "client")
@@ -489,6 +490,12 @@ def test_a_bulk_transfer_is_one_connection_event_and_conntrack_hits(lab: Lab) ->
     ]
     assert after["ct_hits"] - before["ct_hits"] > 100
     assert after["drop_policy"] == before["drop_policy"]
+    # each side's entry says the other side's ingress admitted the connection, so most of its packets
+    # skipped the destination's conntrack lookup
+    assert after["peer_admitted"] - before["peer_admitted"] > 100
+    web_ep, db_ep = (lab.dp.ifindex(lab.topo.pods[p].host_veth) for p in ("web", "db"))
+    tags = {(e.endpoint, e.origin): e.peer_tag for e in lab.dp.conntrack() if 5432 in (e.lport, e.rport)}
+    assert tags[(web_ep, "egress")] == peer_tag(db_ep) and tags[(db_ep, "ingress")] == peer_tag(web_ep)
     print(f"bulk 2 x {size >> 20} MiB through the datapath in {elapsed:.2f}s")
 
 
@@ -771,6 +778,83 @@ def test_established_connections_survive_a_policy_change_within_100ms(lab: Lab) 
     finally:
         hold.kill()
         hold.wait()
+
+
+def test_a_pod_given_a_gone_pods_place_judges_its_open_connections(lab: Lab) -> None:
+    """A connection between local pods skips the destination's conntrack lookup once its ingress admitted
+    it. When that endpoint goes, the word goes with it: an endpoint attached in its place (here: the same
+    veth, with a policy that denies the connection) judges the connection's next packet itself."""
+    v1 = lab.compile(POLICIES_V1)
+    lab.apply(v1)
+    assert lab.dp is not None
+    web, db = lab.topo.pods["web"], lab.topo.pods["db"]
+    earlier = {e.lport for e in lab.dp.conntrack() if e.rport == 5432}  # earlier tests' connections
+    cmd = ["ip", "netns", "exec", web.netns, sys.executable, "-c", HOLD, str(db.ip), "5432"]
+    hold = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert hold.stdin is not None and hold.stdout is not None
+        assert hold.stdout.readline().strip() == "connected"
+        hold.stdin.write("one\n")
+        hold.stdin.flush()
+        assert hold.stdout.readline().strip() == "echo"
+        db_ep = lab.dp.ifindex(db.host_veth)
+        web_ep = lab.dp.ifindex(web.host_veth)
+        held = [e for e in lab.dp.conntrack() if e.endpoint == web_ep and e.rport == 5432 and e.lport not in earlier]
+        assert len(held) == 1 and held[0].peer_tag == peer_tag(db_ep)  # the held connection's entry at web
+        sport = held[0].lport
+        lab.dp.detach(db.host_veth)
+        assert not any(e.peer_tag == peer_tag(db_ep) for e in lab.dp.conntrack())
+        v2 = lab.compile(POLICIES_V2)  # db's ingress no longer admits web on 5432
+        ident = lab.identity(v2, "db")
+        lab.dp.sync_identities(v2.identities)
+        lab.dp.attach(Endpoint(db.host_veth, db.mac, ident, ipv4=db.ip, ipv6=db.ip6))
+        lab.dp.apply_image(db.host_veth, map_image(v2, ident))
+        hold.stdin.write("two\n")
+        hold.stdin.flush()
+        # web's packets (its ACK of the echo, then "two" and its retransmissions) meet db's new ingress policy
+        drops: list[DatapathEvent] = []
+        deadline = time.monotonic() + 3
+        while not drops and time.monotonic() < deadline:
+            drops = [e for e in lab.dp.events(timeout=0.2) if e.type == "drop" and (e.sport, e.dport) == (sport, 5432)]
+        assert drops and all(e.endpoint == db_ep and e.direction == "ingress" for e in drops)
+        assert not [e for e in lab.dp.conntrack() if e.endpoint == db_ep and e.lport == 5432]
+    finally:
+        hold.kill()
+        hold.wait()
+
+
+def test_a_restart_replaces_a_local_pod_map_of_another_layout(lab: Lab) -> None:
+    """An earlier build pinned ``pn_local`` with 4-byte values (the ifindex alone): the next load replaces
+    it (libbpf would refuse to reuse it), the attach calls fill it again, and local pods are reached."""
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    assert lab.dp is not None
+    pin = lab.pin_dir / "pn_local"
+    assert libbpf.pinned_map_sizes(str(pin))[:2] == (20, 16)
+    lab.dp.close()
+    lab.dp = None
+    gc.collect()
+    handle = libbpf.lib()
+    create = handle.bpf_map_create
+    create.restype, create.argtypes = (
+        ctypes.c_int,
+        [ctypes.c_int, ctypes.c_char_p] + [ctypes.c_uint32] * 3 + [ctypes.c_void_p],
+    )
+    old = libbpf.check(create(BPF_MAP_TYPE_HASH, b"pn_local", 20, 4, 8192, None), "create an old pn_local")
+    pin_fn = handle.bpf_obj_pin
+    pin_fn.restype, pin_fn.argtypes = ctypes.c_int, [ctypes.c_int, ctypes.c_char_p]
+    try:
+        pin.unlink()
+        libbpf.check(pin_fn(old, str(pin).encode()), "pin the old pn_local")
+    finally:
+        os.close(old)
+    lab.open()
+    assert libbpf.pinned_map_sizes(str(pin))[:2] == (20, 16)
+    lab.apply(compiled)
+    assert lab.dp is not None
+    before = lab.dp.counters()["redirected"]
+    assert_matches_compiler(lab, compiled, [("web", "db", "TCP", 5432), ("client", "db", "TCP", 5432)])
+    assert lab.dp.counters()["redirected"] - before >= 2
 
 
 def _tc_filters(lab: Lab, veth: str) -> str:
