@@ -19,7 +19,8 @@ pods behind the eBPF datapath (the topology of tests/net/ebpf), then measures in
 
     sudo python benchmarks/datapath.py [--seconds 3] [--roundtrips 3000] [--flood 100000] [--repeat 3]
 
-Servers run on CPU 0 and clients on CPU 1 (taskset), so runs compare like with like.
+Servers run on CPU 0 and clients on CPU 1 (taskset), so runs compare like with like. The one-node
+figures of a round are taken in ABBA order (reversed every other round), the two-node ones alternate.
 
 Prints one JSON object. Targets (issue 5): throughput at least 0.95 of the bare pair, p50 latency
 within 1.1 of it, 10 vs 10,000 policies at most 2% apart, at least 50,000 events per second.
@@ -289,15 +290,20 @@ def main() -> None:
                     d.detach_uplink(f"pnu{t.suffix}")
 
         for round_no in range(args.repeat):  # interleaved rounds; each figure is the median over rounds
-            runs.setdefault("bare_veth", []).append(
-                {
-                    "gbit_s": throughput(bare[1], bare[0], bare[2], args.seconds),
-                    **latency(bare[1], bare[0], bare[2], args.roundtrips),
-                }
-            )
-            for n, compiled in compiled_by_n.items():
-                apply(dp, topo, compiled)
-                runs.setdefault(f"ebpf_{n}_policies", []).append(measure(server, client, args))
+            # one node: the bare pair and the datapath with 10 and 10,000 policies, the order reversed every
+            # other round (ABBA), so a drift of the shared machine within a round favours no one
+            one_node: list[int | None] = [None, *compiled_by_n]
+            for n in one_node if round_no % 2 == 0 else one_node[::-1]:
+                if n is None:
+                    runs.setdefault("bare_veth", []).append(
+                        {
+                            "gbit_s": throughput(bare[1], bare[0], bare[2], args.seconds),
+                            **latency(bare[1], bare[0], bare[2], args.roundtrips),
+                        }
+                    )
+                else:
+                    apply(dp, topo, compiled_by_n[n])
+                    runs.setdefault(f"ebpf_{n}_policies", []).append(measure(server, client, args))
             # across nodes: the same two nodes routed without programs, and with the datapath on both,
             # in alternating order from round to round (the shared machine drifts within a round)
             for variant in ("routed", "ebpf") if round_no % 2 == 0 else ("ebpf", "routed"):
@@ -336,8 +342,11 @@ def main() -> None:
 
         # the same ratios per round, then their median: a round's figures were measured minutes apart at most,
         # so the VM's drift over the whole run cancels out of them
+        def per_round(a: str, b: str, key: str) -> list[float]:
+            return [x[key] / y[key] for x, y in zip(runs[a], runs[b], strict=True)]
+
         def paired(a: str, b: str, key: str) -> float:
-            return statistics.median(x[key] / y[key] for x, y in zip(runs[a], runs[b], strict=True))
+            return statistics.median(per_round(a, b, key))
 
         result["ratios_paired_by_round"] = {
             "throughput_vs_bare": paired("ebpf_10_policies", "bare_veth", "gbit_s"),
@@ -347,6 +356,19 @@ def main() -> None:
             "cross_node_throughput_vs_bare": paired("cross_node_ebpf", "bare_veth", "gbit_s"),
             "cross_node_p50_latency_vs_bare": paired("cross_node_ebpf", "bare_veth", "p50_us"),
         }
+        # how far single rounds stray: the quartiles of the per-round throughput ratios
+        result["paired_quartiles"] = (
+            {
+                name: [round(q, 3) for q in statistics.quantiles(per_round(a, b, "gbit_s"), n=4)]
+                for name, a, b in (
+                    ("throughput_vs_bare", "ebpf_10_policies", "bare_veth"),
+                    ("throughput_10k_vs_10", "ebpf_10000_policies", "ebpf_10_policies"),
+                    ("cross_node_throughput_vs_routed", "cross_node_ebpf", "cross_node_routed"),
+                )
+            }
+            if args.repeat >= 2
+            else {}
+        )
         base, p10, p10k = result["bare_veth"], result["ebpf_10_policies"], result["ebpf_10000_policies"]
         routed, far = result["cross_node_routed"], result["cross_node_ebpf"]
         result["ratios"] = {
