@@ -24,6 +24,7 @@ import ipaddress
 import re
 from collections.abc import Iterator
 
+from podnet.datapath.ebpf.audit import Audit
 from podnet.datapath.ebpf.datapath import Endpoint
 from podnet.datapath.ebpf.events import DatapathEvent
 from podnet.datapath.nft import NftDatapath, NftError
@@ -87,8 +88,8 @@ class NftPolicyDatapath:
         self._names[ifindex] = host_veth
         return ifindex
 
-    def apply_pod_image(self, ifindex: int, image: MapImage) -> object:
-        return self.dp.apply_image(self._names[ifindex], image)
+    def apply_pod_image(self, ifindex: int, image: MapImage, audit: Audit | None = None) -> object:
+        return self.dp.apply_image(self._names[ifindex], image, audit)
 
     def attached(self) -> set[int]:
         if not self._read_kernel:  # once: endpoints an earlier agent left in the table

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from podnet.agent.endpoints import EndpointRegistry
+from podnet.datapath.ebpf.audit import Audit, audit_policies
 from podnet.errors import PodnetError
 from podnet.k8s.model import IPAddress
 from podnet.k8s.objectcache import ParsedObjects
@@ -66,7 +67,7 @@ class PolicyDatapath(Protocol):
 
     def attach_pod(self, host_veth: str, mac: str, identity: int, addresses: list[str]) -> int: ...
 
-    def apply_pod_image(self, ifindex: int, image: MapImage) -> object: ...
+    def apply_pod_image(self, ifindex: int, image: MapImage, audit: Audit | None = None) -> object: ...
 
     def attached(self) -> set[int]: ...
 
@@ -113,8 +114,8 @@ class EbpfPolicyDatapath:
         v6 = next((ipaddress.IPv6Address(a) for a in addresses if ":" in a), None)
         return self.dp.attach(Endpoint(host_veth, mac, identity, v4, v6))
 
-    def apply_pod_image(self, ifindex: int, image: MapImage) -> object:
-        return self.dp.apply_image(ifindex, image)
+    def apply_pod_image(self, ifindex: int, image: MapImage, audit: Audit | None = None) -> object:
+        return self.dp.apply_image(ifindex, image, audit)
 
     def attached(self) -> set[int]:
         return set(self.dp.endpoints())
@@ -168,7 +169,7 @@ class PolicyLoop:
         self._thread: threading.Thread | None = None
         # What this loop wrote to the kernel (forgotten when a sync fails: see the module docstring)
         self._attached: dict[str, _Attached] = {}  # host veth → endpoint as attached
-        self._applied: dict[int, MapImage] = {}  # ifindex → the image object last written
+        self._applied: dict[int, tuple[MapImage, frozenset[str]]] = {}  # ifindex → image object, audit set written
         self._ipcache_synced = False
         self._known_attached: set[int] | None = None  # ifindexes with an endpoint entry; None: ask the kernel
         self.syncs = 0
@@ -296,6 +297,9 @@ class PolicyLoop:
             self.stats["ipcache_syncs"] += 1
         if self._known_attached is None:
             self._known_attached = set(self.datapath.attached())
+        # audit mode (podnet.io/audit on a NetworkPolicy or its Namespace): the kernel lets would-be drops
+        # of those policies alone pass, as AUDIT; an image is written again when the set changes
+        audit_refs = audit_policies(update.compiled.cluster)
         keep: set[int] = set()
         attached: dict[str, _Attached] = {}
         enforced: set[tuple[str, str]] = set()
@@ -315,10 +319,12 @@ class PolicyLoop:
                 self.stats["attached"] += 1
             attached[ep.host_veth] = done
             image = self.compiler.image(identity)
-            if self._applied.get(done.ifindex) is not image:
+            applied = self._applied.get(done.ifindex)
+            if applied is None or applied[0] is not image or applied[1] != audit_refs:
                 self._applied.pop(done.ifindex, None)
-                self.datapath.apply_pod_image(done.ifindex, image)
-                self._applied[done.ifindex] = image
+                audit = Audit(update.compiled, identity, audit_refs) if audit_refs else None
+                self.datapath.apply_pod_image(done.ifindex, image, audit)
+                self._applied[done.ifindex] = (image, audit_refs)
                 self.stats["images_written"] += 1
             entries += len(image)
             keep.add(done.ifindex)

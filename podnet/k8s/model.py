@@ -40,6 +40,7 @@ class Namespace:
     name: str
     labels: dict[str, str]
     defined: bool = True
+    audit: bool = False  # annotated podnet.io/audit: "true": its NetworkPolicies are in audit mode
 
 
 @dataclass(frozen=True, slots=True)

@@ -296,7 +296,9 @@ class _Builder:
     def _kind_Namespace(self, o: _Object) -> None:
         name, labels = o.name, o.labels
         labels[NS_NAME_LABEL] = name
-        self.cluster.namespaces[name] = Namespace(name, labels)
+        annotations = o.meta.get("annotations")
+        audit = isinstance(annotations, dict) and str(annotations.get(AUDIT_ANNOTATION, "")).lower() == "true"
+        self.cluster.namespaces[name] = Namespace(name, labels, audit=audit)
 
     def _kind_Pod(self, o: _Object) -> None:
         doc, ns, name, meta, labels, problems = o.doc, o.ns, o.name, o.meta, o.labels, o.problems

@@ -1,9 +1,10 @@
 """Audit mode: what the kernel does with decisions that only audit-mode policies cause. Pure.
 
-A NetworkPolicy annotated ``podnet.io/audit: "true"`` is compiled like any other, so the analyzer
-shows what it would do. In the kernel, a port whose decision is the isolation default-deny and whose
-isolating policies are all in audit mode is enforced as if those policies did not exist: the pod is
-then not isolated, so the BaselineAdminNetworkPolicy decides, else the default allow. Where that is
+A NetworkPolicy annotated ``podnet.io/audit: "true"`` (or in a Namespace annotated so) is compiled
+like any other, so the analyzer shows what it would do. In the kernel, a port whose decision is the
+isolation default-deny and whose isolating policies are all in audit mode is enforced as if those
+policies did not exist: the pod is then not isolated, so the BaselineAdminNetworkPolicy decides, else
+the default allow. Where that is
 an allow, the row is AUDIT: the packet passes and the new-connection event says AUDIT and names the
 isolation that would have denied it. Where the baseline denies, the row is that deny.
 """
@@ -33,8 +34,10 @@ class Audit:
 
 
 def audit_policies(cluster: Cluster) -> frozenset[str]:
-    """The NetworkPolicies (``namespace/name``) annotated ``podnet.io/audit: "true"``."""
-    return frozenset(np.ref for np in cluster.policies if np.audit)
+    """The NetworkPolicies (``namespace/name``) in audit mode: annotated ``podnet.io/audit: "true"``
+    themselves, or in a namespace annotated so."""
+    audited_ns = {name for name, ns in cluster.namespaces.items() if ns.audit}
+    return frozenset(np.ref for np in cluster.policies if np.audit or np.namespace in audited_ns)
 
 
 def audited(decision: Decision, policies: frozenset[str]) -> bool:

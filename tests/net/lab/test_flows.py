@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from podnet.lab import manager
 from tests.net.lab.helpers import ROOT, podnet, wait_for
 
@@ -124,6 +126,48 @@ def test_observe_names_the_policies_and_filters_exactly(lab: manager.Lab, tmp_pa
     finally:
         follow.terminate()
         follow.wait(timeout=10)
+
+
+AUDIT_DATA = """apiVersion: v1
+kind: Namespace
+metadata:
+  name: data
+  labels: {team: platform}
+  annotations: {podnet.io/audit: "true"}
+"""
+
+
+@pytest.mark.parametrize("lab", ["ebpf", "nft"], indirect=True)
+def test_a_namespace_in_audit_mode_lets_would_be_drops_pass_as_audit(lab: manager.Lab, tmp_path: Path) -> None:
+    """podnet.io/audit on a Namespace: its NetworkPolicies' would-be drops pass, each flow says AUDIT and
+    names the isolation that would have denied it; drops of other policies stay drops."""
+    podnet("apply", "-f", "examples/shop", "--name", lab.name)
+
+    def running() -> bool:
+        items = json.loads(podnet("get", "pods", "-A", "-o", "json", "--name", lab.name).stdout)["items"]
+        return len(items) == 6 and all((p.get("status") or {}).get("phase") == "Running" for p in items)
+
+    wait_for(running, "6 running pods")
+    # monitoring may reach postgres as far as the admin policies go; data/postgres isolates it
+    assert not probe(lab, "monitoring/prometheus-0", "data/postgres-0", 5432)
+    audit = tmp_path / "audit.yaml"
+    audit.write_text(AUDIT_DATA)
+    podnet("apply", "-f", str(audit), "--name", lab.name)
+    wait_for(lambda: probe(lab, "monitoring/prometheus-0", "data/postgres-0", 5432), "the audited connection")
+    # web's frontend is still denied by its own (enforcing) egress policy
+    assert not probe(lab, "web/frontend-0", "data/postgres-0", 5432)
+    flows = stable_flows(lab)
+    audited = [f for f in flows if f["verdict"] == "AUDIT"]
+    assert audited and all(f["destination"]["pod_name"] == "postgres-0" for f in audited)
+    assert {f["traffic_direction"] for f in audited} == {"INGRESS"}
+    assert audited[-1]["source"]["namespace"] == "monitoring"
+    assert audited[-1]["denied_by"][0]["isolated_by"] == ["data/postgres"]
+    last = [
+        f
+        for f in flows
+        if f["source"].get("pod_name") == "frontend-0" and f["destination"].get("pod_name") == "postgres-0"
+    ]
+    assert last and last[-1]["verdict"] == "DROPPED"
 
 
 def _samples(text: str) -> list[tuple[str, dict[str, str], float]]:

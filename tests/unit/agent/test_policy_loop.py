@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from podnet.agent.endpoints import Endpoint, EndpointRegistry
 from podnet.agent.policy import PolicyLoop
+from podnet.datapath.ebpf.audit import Audit
 from podnet.datapath.ebpf.events import DatapathEvent
 from podnet.flows.collector import FlowCollector
 from podnet.flows.store import FlowStore
@@ -34,6 +35,7 @@ class MemoryDatapath:
         self.links: dict[str, int] = {}  # host veth → ifindex (a re-created link gets a new one)
         self.endpoints: dict[int, tuple[str, str, int, tuple[str, ...]]] = {}
         self.images: dict[int, MapImage] = {}
+        self.audits: dict[int, frozenset[str]] = {}  # the audit-mode policies each image was written with
         self.ipcache: dict[object, int] = {}
         self.writes = {"attach": 0, "image": 0, "ipcache": 0, "detach": 0}
         self._next = 10
@@ -57,10 +59,11 @@ class MemoryDatapath:
         self.endpoints[ifindex] = (host_veth, mac, identity, tuple(addresses))
         return ifindex
 
-    def apply_pod_image(self, ifindex: int, image: MapImage) -> object:
+    def apply_pod_image(self, ifindex: int, image: MapImage, audit: Audit | None = None) -> object:
         self.writes["image"] += 1
         assert ifindex in self.endpoints
         self.images[ifindex] = dict(image)
+        self.audits[ifindex] = audit.policies if audit is not None else frozenset()
         return None
 
     def attached(self) -> set[int]:
@@ -273,3 +276,34 @@ def test_the_loop_drains_again_without_waiting_while_events_are_left(monkeypatch
     assert flows.events == 10 and [f.destination_port for f in flows.store.query()[0]] == list(range(10))
     # three full drains of 3 look for changes without waiting; the last (1 event) waits as usual
     assert source.waits[:4] == [0.0, 0.0, 0.0, 0.1]
+
+
+def test_audit_mode_from_a_policy_or_its_namespace_reaches_the_datapath() -> None:
+    """podnet.io/audit on a NetworkPolicy, or on its Namespace, makes the loop write the pod's image with
+    those policies in audit mode (the datapath then lets their would-be drops pass as AUDIT); taking the
+    annotation off writes the image again, enforcing."""
+    ns: Obj = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "web"}}
+    policy: Obj = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": {"name": "isolate", "namespace": "web"},
+        "spec": {"podSelector": {}, "policyTypes": ["Ingress"]},
+    }
+    source, _registry, dp, loop = _synced_with_web_0([ns, policy])
+    (ifindex,) = dp.endpoints
+    assert dp.audits[ifindex] == frozenset()
+    writes = dp.writes["image"]
+    annotated = {**ns, "metadata": {**ns["metadata"], "annotations": {"podnet.io/audit": "true"}}}
+    source.push("MODIFIED", annotated)
+    _drain(loop, source)
+    assert loop.sync_once(), loop.last_error
+    assert dp.audits[ifindex] == frozenset({"web/isolate"}) and dp.writes["image"] == writes + 1
+    source.push("MODIFIED", ns)
+    source.push("MODIFIED", {**policy, "metadata": {**policy["metadata"], "annotations": {"podnet.io/audit": "true"}}})
+    _drain(loop, source)
+    assert loop.sync_once(), loop.last_error
+    assert dp.audits[ifindex] == frozenset({"web/isolate"})
+    source.push("MODIFIED", policy)
+    _drain(loop, source)
+    assert loop.sync_once(), loop.last_error
+    assert dp.audits[ifindex] == frozenset() and dp.writes["image"] > writes + 1
