@@ -32,6 +32,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -251,6 +252,8 @@ def main() -> None:
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("benchmarks/datapath.py needs root")
+    # SIGTERM (a timeout, a kill) ends the run through the cleanup below, not around it
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = Path(tempfile.mkdtemp(prefix="podnet-bench-"))
     topo = Topology(workdir)
     bpffs = workdir / "bpffs"

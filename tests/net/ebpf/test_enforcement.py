@@ -10,6 +10,7 @@ import secrets
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from podnet.datapath.ebpf import DatapathEvent, Endpoint, libbpf
@@ -831,23 +832,7 @@ def test_a_restart_replaces_a_local_pod_map_of_another_layout(lab: Lab) -> None:
     assert lab.dp is not None
     pin = lab.pin_dir / "pn_local"
     assert libbpf.pinned_map_sizes(str(pin))[:2] == (20, 16)
-    lab.dp.close()
-    lab.dp = None
-    gc.collect()
-    handle = libbpf.lib()
-    create = handle.bpf_map_create
-    create.restype, create.argtypes = (
-        ctypes.c_int,
-        [ctypes.c_int, ctypes.c_char_p] + [ctypes.c_uint32] * 3 + [ctypes.c_void_p],
-    )
-    old = libbpf.check(create(BPF_MAP_TYPE_HASH, b"pn_local", 20, 4, 8192, None), "create an old pn_local")
-    pin_fn = handle.bpf_obj_pin
-    pin_fn.restype, pin_fn.argtypes = ctypes.c_int, [ctypes.c_int, ctypes.c_char_p]
-    try:
-        pin.unlink()
-        libbpf.check(pin_fn(old, str(pin).encode()), "pin the old pn_local")
-    finally:
-        os.close(old)
+    _pin_in_place_of(lab, pin, BPF_MAP_TYPE_HASH, 20, 4, 8192)
     lab.open()
     assert libbpf.pinned_map_sizes(str(pin))[:2] == (20, 16)
     lab.apply(compiled)
@@ -893,15 +878,10 @@ def test_enforcement_survives_the_process_and_a_restart_has_no_gap(lab: Lab) -> 
     assert_matches_compiler(lab, compiled, sample)
 
 
-def test_a_restart_replaces_an_event_ring_of_another_size(lab: Lab) -> None:
-    """An agent of a build with another ring buffer size pinned ``pn_events``: the next one loads (libbpf
-    would refuse to reuse the pin), pins a ring of its own size, and its events arrive there."""
-    compiled = lab.compile(POLICIES_V1)
-    lab.apply(compiled)
+def _pin_in_place_of(lab: Lab, pin: Path, map_type: int, key_size: int, value_size: int, max_entries: int) -> None:
+    """Close the lab's datapath and pin a new map of the given layout where ``pin`` was, as an agent of an
+    earlier build would have left it."""
     assert lab.dp is not None
-    pin = lab.pin_dir / "pn_events"
-    size = libbpf.pinned_map_max_entries(str(pin))
-    assert size >= 16 << 20  # this build's ring: ~210,000 records
     lab.dp.close()
     lab.dp = None
     gc.collect()
@@ -911,14 +891,26 @@ def test_a_restart_replaces_an_event_ring_of_another_size(lab: Lab) -> None:
         ctypes.c_int,
         [ctypes.c_int, ctypes.c_char_p] + [ctypes.c_uint32] * 3 + [ctypes.c_void_p],
     )
-    old = libbpf.check(create(BPF_MAP_TYPE_RINGBUF, b"pn_events", 0, 0, 4 << 20, None), "create a 4 MiB ring")
+    fd = libbpf.check(create(map_type, pin.name.encode(), key_size, value_size, max_entries, None), f"create {pin}")
     pin_fn = handle.bpf_obj_pin
     pin_fn.restype, pin_fn.argtypes = ctypes.c_int, [ctypes.c_int, ctypes.c_char_p]
     try:
         pin.unlink()
-        libbpf.check(pin_fn(old, str(pin).encode()), "pin the 4 MiB ring")
+        libbpf.check(pin_fn(fd, str(pin).encode()), f"pin {pin}")
     finally:
-        os.close(old)
+        os.close(fd)
+
+
+def test_a_restart_replaces_an_event_ring_of_another_size(lab: Lab) -> None:
+    """An agent of a build with another ring buffer size pinned ``pn_events``: the next one loads (libbpf
+    would refuse to reuse the pin), pins a ring of its own size, and its events arrive there."""
+    compiled = lab.compile(POLICIES_V1)
+    lab.apply(compiled)
+    assert lab.dp is not None
+    pin = lab.pin_dir / "pn_events"
+    size = libbpf.pinned_map_max_entries(str(pin))
+    assert size >= 16 << 20  # this build's ring: ~210,000 records
+    _pin_in_place_of(lab, pin, BPF_MAP_TYPE_RINGBUF, 0, 0, 4 << 20)
     assert libbpf.pinned_map_max_entries(str(pin)) == 4 << 20
     lab.open()
     assert libbpf.pinned_map_max_entries(str(pin)) == size
