@@ -4,9 +4,9 @@ A NetworkPolicy annotated ``podnet.io/audit: "true"`` (or in a Namespace annotat
 like any other, so the analyzer shows what it would do. In the kernel, a port whose decision is the
 isolation default-deny and whose isolating policies are all in audit mode is enforced as if those
 policies did not exist: the pod is then not isolated, so the BaselineAdminNetworkPolicy decides, else
-the default allow. Where that is
-an allow, the row is AUDIT: the packet passes and the new-connection event says AUDIT and names the
-isolation that would have denied it. Where the baseline denies, the row is that deny.
+the default allow. Where that is an allow, the row is AUDIT: the packet passes and the new-connection
+event says AUDIT and names the isolation that would have denied it. Where the baseline denies, the row
+is that deny.
 """
 
 from __future__ import annotations

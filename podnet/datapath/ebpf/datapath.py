@@ -379,11 +379,12 @@ class EbpfDatapath:
         # its address later must judge the connection's packets itself
         ct, tag = self._map("pn_ct"), peer_tag(ifindex)
         for k, v in ct.entries():
+            *fields, peer = CT_VALUE.unpack(v[: CT_VALUE.size])
             if IFINDEX.unpack(k[:4])[0] == ifindex:
                 ct.delete(k)
-            elif CT_VALUE.unpack(v[: CT_VALUE.size])[-1] == tag:
+            elif peer == tag:
                 with contextlib.suppress(BpfError):  # expired and evicted meanwhile: nothing to forget
-                    ct.update(k, v[: CT_VALUE.size - 2] + b"\0\0" + v[CT_VALUE.size :], libbpf.BPF_EXIST)
+                    ct.update(k, CT_VALUE.pack(*fields, 0), libbpf.BPF_EXIST)
         self._entries.pop(ifindex, None)
 
     def endpoints(self) -> dict[int, EndpointValue]:

@@ -150,11 +150,6 @@ def pinned_map_sizes(path: str) -> tuple[int, int, int]:
         os.close(fd)
 
 
-def pinned_map_max_entries(path: str) -> int:
-    """``max_entries`` of the map pinned at ``path`` (for a ring buffer: its size in bytes)."""
-    return pinned_map_sizes(path)[2]
-
-
 def check(rc: int, what: str) -> int:
     """Raise for a negative libbpf return code; pass the value through otherwise."""
     if rc < 0:

@@ -908,12 +908,12 @@ def test_a_restart_replaces_an_event_ring_of_another_size(lab: Lab) -> None:
     lab.apply(compiled)
     assert lab.dp is not None
     pin = lab.pin_dir / "pn_events"
-    size = libbpf.pinned_map_max_entries(str(pin))
+    size = libbpf.pinned_map_sizes(str(pin))[2]
     assert size >= 16 << 20  # this build's ring: ~210,000 records
     _pin_in_place_of(lab, pin, BPF_MAP_TYPE_RINGBUF, 0, 0, 4 << 20)
-    assert libbpf.pinned_map_max_entries(str(pin)) == 4 << 20
+    assert libbpf.pinned_map_sizes(str(pin))[2] == 4 << 20
     lab.open()
-    assert libbpf.pinned_map_max_entries(str(pin)) == size
+    assert libbpf.pinned_map_sizes(str(pin))[2] == size
     stats = lab.apply(compiled)
     assert all(s == (0, 0) for s in stats.values()), stats  # the policy maps were reused as they were
     drain(lab)
