@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from typing import Any
 
 import yaml
@@ -22,6 +23,17 @@ def now(text: str) -> re.Pattern[str]:
 def policy_doc(page: Page, kind: str) -> dict[str, Any]:
     doc: dict[str, Any] = next(d for d in yaml.safe_load_all(yaml_text(page)) if d and d["kind"] == kind)
     return doc
+
+
+def spec_field_once_rendered(page: Page, kind: str, field: str, want: object, timeout: float = 5.0) -> object:
+    """``spec[field]`` of the ``kind`` document in the YAML pane, read again until it equals ``want`` or
+    ``timeout`` passes (a form's edit reaches the pane on a later render; nothing else waits for it)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = policy_doc(page, kind)["spec"].get(field)
+        if got == want or time.monotonic() > deadline:
+            return got
+        page.wait_for_timeout(50)
 
 
 def test_edit_admin_policy_subject_peer_and_port(page: Page, shots: Shots) -> None:
@@ -158,7 +170,8 @@ def test_admin_rules_and_peers_added_and_deleted(page: Page) -> None:
     expect(subject).to_contain_text("also matchExpressions (1)")
     expect(subject.get_by_test_id("priority")).to_have_count(0)
     subject.get_by_test_id("subject-ns-labels").fill("team=platform")
-    assert policy_doc(page, "BaselineAdminNetworkPolicy")["spec"]["subject"] == {
+    want = {
         "namespaces": {"matchExpressions": [{"key": "team", "operator": "Exists"}], "matchLabels": {"team": "platform"}}
     }
+    assert spec_field_once_rendered(page, "BaselineAdminNetworkPolicy", "subject", want) == want
     expect(page.get_by_test_id("validity")).to_have_text(re.compile("^valid"))
